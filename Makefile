@@ -1,0 +1,63 @@
+# curtaild: every target bootstraps .venv from the pinned lock file first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
+
+.PHONY: all venv test lint typecheck unit fuzz demo bench backtest broker clean
+
+all: test
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . || $(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The integration tests need Debian's mosquitto; install it when missing and we may.
+broker:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing mosquitto (Debian package) for the integration tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto) >/dev/null; \
+	  else \
+	    echo "mosquitto is missing: run 'sudo apt-get install mosquitto' (the integration tests need it)"; exit 1; \
+	  fi; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check controller tests bench
+	$(BIN)/ruff format --check controller tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) broker lint typecheck
+	$(BIN)/pytest -q
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+# Long property run: 20,000 examples per property.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q tests/unit -k property
+
+demo: $(STAMP)
+	@if [ -f "$(SHARED_PRICES)" ]; then \
+	  $(BIN)/curtaild demo --prices "$(SHARED_PRICES)"; \
+	else \
+	  $(BIN)/curtaild demo; \
+	fi
+
+backtest: $(STAMP)
+	$(BIN)/curtaild backtest --config config.example.toml --prices "$(SHARED_PRICES)" \
+	  --from 2024-01-10 --to 2024-01-20 --plot backtest-jan2024.png
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_decide.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

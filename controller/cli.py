@@ -1,0 +1,98 @@
+"""The `curtaild` command line (CONTRACT section 5). Exit codes: 0 ok, 2 bad input, 1 runtime."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from controller import __version__
+from controller.errors import ConfigError, CurtaildError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curtaild", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"curtaild {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the controller daemon")
+    run.add_argument("--config", required=True, help="path to the TOML config")
+
+    check = sub.add_parser("check-config", help="validate a config and print it, redacted")
+    check.add_argument("--config", required=True)
+
+    demo = sub.add_parser("demo", help="the daemon against a simulated site on loopback")
+    demo.add_argument("--prices", help="an NP6-905-CD CSV to replay (default: synthetic day)")
+    demo.add_argument("--from", dest="date_from", help="first delivery date, YYYY-MM-DD")
+    demo.add_argument("--to", dest="date_to", help="last delivery date, YYYY-MM-DD")
+    demo.add_argument("--speed", type=float, default=0.25, help="wall seconds per interval")
+    demo.add_argument("--metrics-port", type=int, default=9108)
+    demo.add_argument("--plain", action="store_true", help="log lines instead of a live view")
+
+    back = sub.add_parser("backtest", help="the decision engine over a price history")
+    back.add_argument("--config", required=True)
+    back.add_argument("--prices", required=True, help="NP6-905-CD or NP4-190-CD CSV")
+    back.add_argument("--from", dest="date_from", help="first delivery date, YYYY-MM-DD")
+    back.add_argument("--to", dest="date_to", help="last delivery date, YYYY-MM-DD")
+    back.add_argument("--plot", help="write a PNG chart of price against mining load")
+
+    ovr = sub.add_parser("override", help="publish an operator override")
+    ovr.add_argument("--config", required=True)
+    ovr.add_argument("mode", choices=["curtail", "limit", "run", "auto"])
+    ovr.add_argument("limit_kw", nargs="?", type=float, help="for `limit`: the mining cap, kW")
+    ovr.add_argument("--ttl", default="1h", help="duration: 3600, 90s, 15m, 2h, 1d")
+    ovr.add_argument("--reason", default="", help="why (kept in the audit trail)")
+    ovr.add_argument("--operator", default=None, help="who (default: $USER)")
+
+    status = sub.add_parser("status", help="show the retained status, plan, override, dispatch")
+    status.add_argument("--config", required=True)
+    status.add_argument("--json", action="store_true", help="raw JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "check-config": _check_config,
+        "run": _lazy("controller.commands.run", "run_command"),
+        "demo": _lazy("controller.commands.demo", "demo_command"),
+        "backtest": _lazy("controller.commands.backtest", "backtest_command"),
+        "override": _lazy("controller.commands.override", "override_command"),
+        "status": _lazy("controller.commands.status", "status_command"),
+    }
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        print("curtaild: invalid configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return exc.exit_code
+    except CurtaildError as exc:
+        print(f"curtaild: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """Import a command's module only when it runs: check-config stays fast and light."""
+
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        handler: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), name
+        )
+        return handler(args)
+
+    return call
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from controller.config import load_config
+    from controller.config_render import redacted, render_toml
+
+    config = load_config(args.config)
+    print(f"# {args.config}: valid. Effective configuration (secrets redacted):")
+    print(render_toml(redacted(config)))
+    return 0

@@ -1,0 +1,46 @@
+"""Render the effective config as TOML with secrets redacted (`curtaild check-config`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from controller.config import Config
+
+REDACTED = "<redacted>"
+_SECRET_KEYS = frozenset({"password"})
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    data = config.model_dump(mode="python")
+    mqtt = data["mqtt"]
+    for key in _SECRET_KEYS:
+        secret = getattr(config.mqtt, key).get_secret_value()
+        mqtt[key] = REDACTED if secret else ""
+    return data
+
+
+def render_toml(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for section, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_scalar(v)}" for k, v in value.items()]
+            lines.append("")
+    for section, value in data.items():
+        if isinstance(value, list):
+            for item in value:
+                lines.append(f"[[{section}]]")
+                lines += [f"{k} = {_scalar(v)}" for k, v in item.items() if v is not None]
+                lines.append("")
+    return "\n".join(lines)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    return json.dumps(str(value))

@@ -1,0 +1,1 @@
+"""The pure decision core: no await, no clock, no logging, no I/O (DESIGN point 1)."""

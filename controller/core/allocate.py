@@ -1,0 +1,49 @@
+"""Merit-order allocation under the cap, with ramp staggering (I2, I8) and outlet granularity."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from controller.core.site import PoolSpec
+
+_EPS_KW = 1e-6
+
+
+@dataclass(slots=True)
+class Budget:
+    """What is left to hand out in this decision, in merit order."""
+
+    remaining_kw: float  # under the mining cap
+    ramp_left_kw: float  # total increase still allowed (I8)
+    never_raise: bool  # I3 and hold failsafes: no pool above its previous target
+
+
+def allocate_pool(
+    spec: PoolSpec, wants_run: bool, available_kw: float, previous_kw: float, budget: Budget
+) -> tuple[float, int | None, bool, bool]:
+    """(target_kw, outlets_on, cap_limited, ramp_limited) for one pool; updates the budget."""
+    desired = min(available_kw, budget.remaining_kw) if wants_run else 0.0
+    cap_limited = wants_run and desired < available_kw - _EPS_KW
+    ramp_limited = False
+    if desired > previous_kw + _EPS_KW:
+        if budget.never_raise:
+            desired = previous_kw
+        else:
+            allowed = previous_kw + budget.ramp_left_kw
+            if desired > allowed + _EPS_KW:
+                desired, ramp_limited = allowed, True
+    outlets_on: int | None = None
+    if spec.outlet_steps_kw is not None:
+        desired, outlets_on = round_to_outlets(spec.outlet_steps_kw, desired)
+    if desired > previous_kw:
+        budget.ramp_left_kw = max(0.0, budget.ramp_left_kw - (desired - previous_kw))
+    budget.remaining_kw = max(0.0, budget.remaining_kw - desired)
+    return desired, outlets_on, cap_limited, ramp_limited
+
+
+def round_to_outlets(steps_kw: tuple[float, ...], target_kw: float) -> tuple[float, int]:
+    """The largest whole-outlet load at or under target: fewest outlets off (CONTRACT 7)."""
+    count = bisect_right(steps_kw, target_kw + _EPS_KW) - 1
+    count = max(0, count)
+    return steps_kw[count], count

@@ -1,0 +1,120 @@
+"""Commands, confirmation by telemetry and escalation per pool (CONTRACT 2.4, I9, plan states).
+
+`advance` is the one place a PoolState changes: a new target bumps `seq` and starts the confirm
+timer; an unconfirmed lowering escalates to the PDU cut after `confirm_timeout_s` and becomes
+`faulted` one more timeout later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.core.site import PoolSpec
+from controller.core.state import PoolState
+from controller.model import PoolTelemetry
+
+_EPS_KW = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What allocation decided for one pool in this decision."""
+
+    target_kw: float
+    reason: str
+    outlets_on: int | None
+    ramp_limited: bool
+    tripped: bool
+    unreachable: bool
+
+
+def advance(
+    ps: PoolState,
+    spec: PoolSpec,
+    new: Target,
+    telemetry: PoolTelemetry | None,
+    confirm_timeout_s: float,
+    now: float,
+) -> PoolState:
+    target_kw = new.target_kw
+    seq, target_at, lowering = ps.seq, ps.target_at, ps.lowering
+    confirmed, escalated_at, faulted, cut = ps.confirmed, ps.escalated_at, ps.faulted, ps.cut
+    on, changed_at = ps.on, ps.changed_at
+    if abs(target_kw - ps.target_kw) > _EPS_KW or (new.tripped and not ps.tripped):
+        seq += 1
+        target_at = now
+        lowering = target_kw < ps.target_kw or target_kw <= 0.0
+        confirmed = False
+        if not lowering:  # raising: the hard cut is lifted and the pool gets a fresh start
+            escalated_at, faulted, cut = None, False, False
+    if (target_kw > 0.0) != on:
+        on, changed_at = target_kw > 0.0, now
+    if new.tripped:
+        cut = True  # I11: the PDUs of ufr pools are cut at once, no confirm wait
+
+    if not confirmed and telemetry is not None:
+        confirmed = _confirmed(spec, target_kw, lowering, seq, escalated_at, telemetry)
+        if confirmed:
+            faulted = False
+    if not confirmed and lowering:
+        waited_s = now - target_at
+        if escalated_at is None and waited_s >= confirm_timeout_s:
+            if spec.has_pdus:
+                escalated_at, cut = now, True
+            else:
+                faulted = True  # no hard-cut path: straight to faulted
+        elif escalated_at is not None and now - escalated_at >= confirm_timeout_s:
+            faulted = True
+
+    outlets_on = new.outlets_on
+    if cut and outlets_on is not None:
+        outlets_on = 0
+    state = _label(target_kw, new, confirmed, lowering, escalated_at, faulted)
+    candidate = (
+        target_kw, seq, on, changed_at, target_at, lowering, confirmed, escalated_at,
+        faulted, cut, new.tripped, outlets_on, new.reason, state,
+    )  # fmt: skip
+    if candidate == (
+        ps.target_kw, ps.seq, ps.on, ps.changed_at, ps.target_at, ps.lowering, ps.confirmed,
+        ps.escalated_at, ps.faulted, ps.cut, ps.tripped, ps.outlets_on, ps.reason, ps.state,
+    ):  # fmt: skip
+        return ps  # unchanged: reuse the record (steady state allocates nothing)
+    return PoolState(*candidate)
+
+
+def _confirmed(
+    spec: PoolSpec,
+    target_kw: float,
+    lowering: bool,
+    seq: int,
+    escalated_at: float | None,
+    t: PoolTelemetry,
+) -> bool:
+    tol = spec.tolerance_kw
+    if lowering:
+        # After the PDU cut our own switch did the work: power alone confirms.
+        applied = escalated_at is not None or t.applied_seq >= seq
+        return applied and t.power_kw <= target_kw + tol
+    reachable_kw = target_kw if t.available_kw is None else min(target_kw, t.available_kw)
+    return t.applied_seq >= seq and t.power_kw >= reachable_kw - tol
+
+
+def _label(
+    target_kw: float,
+    new: Target,
+    confirmed: bool,
+    lowering: bool,
+    escalated_at: float | None,
+    faulted: bool,
+) -> str:
+    if new.tripped:
+        return "tripped"
+    if faulted or new.unreachable:
+        return "faulted"
+    if escalated_at is not None:
+        return "escalated"
+    if target_kw <= 0.0:
+        return "curtailed"
+    if new.ramp_limited or (not confirmed and not lowering):
+        return "ramping"
+    return "running"

@@ -1,0 +1,253 @@
+"""decide(): the pure heart of curtaild. Every safety invariant of CONTRACT section 4 lives here.
+
+Policies run in a fixed order and each only narrows the mining cap: safety envelope ->
+dispatch obligations -> override -> frequency -> price. Allocation then walks the pools in merit
+order under the cap, staggering increases, and `advance` turns each target into the pool's next
+command state. No clock, no I/O, no logging: `now` and the snapshot are all there is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from controller.config import Config
+from controller.core.allocate import Budget, allocate_pool
+from controller.core.confirm import Target, advance
+from controller.core.plan import Decision, DispatchAck, Plan, Snapshot
+from controller.core.policies import dispatch, override
+from controller.core.policies.envelope import safety_envelope
+from controller.core.policies.frequency import update_trip
+from controller.core.policies.price import PriceMode, price_wants_run
+from controller.core.site import SiteModel, compile_site
+from controller.core.state import ControllerState, Obligation, PoolState
+
+
+def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -> Decision:
+    site = compile_site(config)
+    pools = _seed_pools(site, state, snap) if len(state.pools) != len(site.pools) else state.pools
+    mining_kw, complete = _mining_measured(site, snap)
+    env = safety_envelope(config, site, snap.meters_kw, snap.islanded, mining_kw, complete, now)
+    failsafe: set[str] = set()
+    reasons: list[str] = []
+
+    # Dispatch: fold the inbox, expire, compute each cap, progress acks.
+    obligations, acks, seen_at = dispatch.take_inbox(
+        state.obligations, snap.dispatch_inbox, config, now
+    )
+    obligations = dispatch.expire(obligations, now)
+    cap_kw, binding = env.envelope_kw, "safety"
+    non_mining_kw = env.gpu_reserved_kw + env.aux_kw
+    progressed: list[Obligation] = []
+    for current in obligations:
+        cap = dispatch.cap_of(current, config, env.envelope_kw, non_mining_kw, now)
+        ob, ack = dispatch.progress(current, cap, mining_kw, now)
+        progressed.append(ob)
+        if ack is not None:
+            acks.append(ack)
+        if cap is not None and cap.cap_kw < cap_kw:
+            cap_kw, binding = cap.cap_kw, cap.binding
+    acks = _fill_accepted(acks, progressed, mining_kw)
+
+    never_raise = False
+    last_dispatch_at = state.last_dispatch_at
+    if seen_at is not None:
+        last_dispatch_at = seen_at if last_dispatch_at is None else max(last_dispatch_at, seen_at)
+    heartbeat_s = config.feeds.dispatch_heartbeat_s
+    if heartbeat_s > 0 and now - (last_dispatch_at or state.started_at) > heartbeat_s:
+        failsafe.add("dispatch_stale")
+        if config.feeds.on_dispatch_stale == "curtail":
+            cap_kw, binding = 0.0, "safety"
+        else:
+            never_raise = True
+
+    current_override = override.take_inbox(state.override, snap.override_inbox, now)
+    override_kw = override.override_cap_kw(current_override)
+    if override_kw is not None and override_kw < cap_kw:
+        cap_kw, binding = override_kw, "override"
+
+    if env.site_meter_stale:
+        failsafe.add("site_meter_stale")
+        never_raise = True
+    if snap.budget_failsafe:
+        failsafe.add("decision_budget")
+        never_raise = True
+
+    trip = update_trip(
+        state.trip_active,
+        state.frequency_ok_since,
+        snap.frequency_hz,
+        config.dispatch,
+        config.control.meter_stale_s,
+        now,
+    )
+
+    mode, price = _price_mode(snap, state, now, config)
+    if mode is PriceMode.CURTAIL:
+        failsafe.add("price_stale")
+        cap_kw, binding = 0.0, "safety"
+    elif mode is PriceMode.HOLD and snap.price is not None:
+        failsafe.add("price_stale")
+    if current_override is not None and current_override.mode == "run":
+        mode = PriceMode.RUN
+
+    # I9: a faulted pool's measured load is taken off the cap of the others.
+    faulted_kw = 0.0
+    for name, ps in pools.items():
+        t = snap.pools.get(name)
+        if t is not None and (ps.faulted or not t.online):
+            faulted_kw += t.power_kw
+    # The ramp allowance accrues per decision and never for longer than a tick, so a stalled
+    # loop cannot bank a step larger than ramp_up_kw_per_s x tick_s (I8).
+    dt_s = 0.0
+    if state.last_decision_at is not None:
+        dt_s = min(max(0.0, now - state.last_decision_at), config.control.tick_s)
+    budget = Budget(
+        remaining_kw=max(0.0, cap_kw - faulted_kw),
+        ramp_left_kw=config.control.ramp_up_kw_per_s * dt_s,
+        never_raise=never_raise,
+    )
+    hashprice = snap.hashprice_usd_per_ph_day or config.economics.hashprice_usd_per_ph_day
+    timeout_s = config.control.confirm_timeout_s
+    next_pools: dict[str, PoolState] = {}
+    target_total_kw = 0.0
+    changed = False
+    for spec in site.merit_order(hashprice):
+        ps = pools[spec.name]
+        t = snap.pools.get(spec.name)
+        unreachable = t is not None and not t.online
+        tripped = trip.active and spec.ufr
+        if tripped or ps.faulted or unreachable:
+            wants = False
+        else:
+            wants = price_wants_run(ps, spec, mode, price, hashprice, config.economics, now)
+        available_kw = spec.max_kw
+        if t is not None and t.available_kw is not None:
+            available_kw = min(available_kw, t.available_kw)
+        target_kw, outlets_on, cap_limited, ramp_limited = allocate_pool(
+            spec, wants, available_kw, ps.target_kw, budget
+        )
+        if tripped:
+            reason = "frequency"
+        elif ps.faulted or unreachable:
+            reason = "safety"
+        elif not wants:
+            reason = "override" if mode is PriceMode.RUN else _price_reason(mode)
+        elif ramp_limited:
+            reason = "ramp"
+        elif cap_limited:
+            reason = binding
+        else:
+            reason = "override" if mode is PriceMode.RUN else "price"
+        new = Target(target_kw, reason, outlets_on, ramp_limited, tripped, unreachable)
+        nps = advance(ps, spec, new, t, timeout_s, now)
+        next_pools[spec.name] = nps
+        target_total_kw += nps.target_kw
+        changed = changed or nps is not ps
+
+    if budget.remaining_kw > 0 and target_total_kw < cap_kw:
+        binding = "frequency" if trip.active else "price"
+    next_state = ControllerState(
+        started_at=state.started_at,
+        pools=next_pools,
+        obligations=tuple(progressed),
+        override=current_override,
+        trip_active=trip.active,
+        frequency_ok_since=trip.ok_since,
+        last_decision_at=now,
+        last_dispatch_at=last_dispatch_at,
+        initialised=True,
+    )
+    plan = Plan(
+        at=now,
+        price_usd_per_mwh=price if snap.price is not None else None,
+        mining_cap_kw=cap_kw,
+        binding=binding,
+        gpu_reserved_kw=env.gpu_reserved_kw,
+        envelope_kw=env.envelope_kw,
+        mining_target_kw=target_total_kw,
+        mining_measured_kw=mining_kw,
+        pools=next_pools,
+        failsafe=frozenset(failsafe),
+    )
+    changed = changed or bool(acks) or _plan_head_changed(state, next_state)
+    return Decision(plan, next_state, tuple(reasons), tuple(acks), changed)
+
+
+def _price_mode(
+    snap: Snapshot, state: ControllerState, now: float, config: Config
+) -> tuple[PriceMode, float]:
+    stale_s = config.feeds.price_stale_s
+    if snap.price is None:
+        stale = now - state.started_at > stale_s
+        price = 0.0
+    else:
+        stale = now - snap.price.received_at > stale_s
+        price = snap.price.price_usd_per_mwh
+    if not stale:
+        return (PriceMode.ACT if snap.price is not None else PriceMode.HOLD), price
+    if config.feeds.on_price_stale == "curtail":
+        return PriceMode.CURTAIL, price
+    return PriceMode.HOLD, price
+
+
+def _price_reason(mode: PriceMode) -> str:
+    return "safety" if mode is PriceMode.CURTAIL else "price"
+
+
+def _mining_measured(site: SiteModel, snap: Snapshot) -> tuple[float, bool]:
+    total = 0.0
+    complete = True
+    for spec in site.pools:
+        t = snap.pools.get(spec.name)
+        if t is None:
+            complete = False
+        else:
+            total += t.power_kw
+    return total, complete
+
+
+def _seed_pools(site: SiteModel, state: ControllerState, snap: Snapshot) -> dict[str, PoolState]:
+    """Pools without a record (first decision, or added by a reload) start from telemetry.
+
+    A pool drawing power counts as running so that a restart leaves it as it is (I6); a pool
+    never heard from counts as curtailed at 0 kW.
+    """
+    seeded: dict[str, PoolState] = {}
+    for spec in site.pools:
+        ps = state.pools.get(spec.name)
+        if ps is None:
+            t = snap.pools.get(spec.name)
+            power_kw = t.power_kw if t is not None else 0.0
+            running = power_kw > spec.tolerance_kw
+            outlets = None
+            if spec.outlet_steps_kw is not None:
+                outlets = len(spec.outlet_steps_kw) - 1 if running else 0
+            ps = PoolState(
+                target_kw=power_kw if running else 0.0,
+                seq=t.applied_seq if t is not None else 0,
+                on=running,
+                outlets_on=outlets,
+                state="running" if running else "curtailed",
+            )
+        seeded[spec.name] = ps
+    return seeded
+
+
+def _fill_accepted(
+    acks: list[DispatchAck], obligations: list[Obligation], mining_kw: float
+) -> list[DispatchAck]:
+    caps = {o.instruction.id: o.cap_kw for o in obligations}
+    return [
+        replace(a, target_kw=caps.get(a.id), measured_kw=mining_kw)
+        if a.status == "accepted" and a.target_kw is None and a.id in caps
+        else a
+        for a in acks
+    ]
+
+
+def _plan_head_changed(old: ControllerState, new: ControllerState) -> bool:
+    return (
+        old.obligations != new.obligations
+        or old.override != new.override
+        or old.trip_active != new.trip_active
+    )

@@ -1,0 +1,125 @@
+"""Dispatch obligations (CONTRACT 2.2, section 7 Dispatch; I4, I5): lifecycle, caps and acks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from controller.config import Config
+from controller.core.plan import DispatchAck
+from controller.core.state import Obligation
+from controller.model import REDUCTION_TYPES, DispatchInstruction, DispatchType
+
+EEA_ID = "EEA"
+# Measured mining within this of a target counts as at it: meters and agents report floats.
+COMPLY_TOLERANCE_KW = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchCap:
+    cap_kw: float
+    binding: str  # "dispatch:ID", "eea" or "4cp"
+
+
+def take_inbox(
+    obligations: tuple[Obligation, ...],
+    inbox: tuple[DispatchInstruction, ...],
+    config: Config,
+    now: float,
+) -> tuple[tuple[Obligation, ...], list[DispatchAck], float | None]:
+    """Fold new instructions into the obligations; return acks and the newest arrival time."""
+    obs = {o.id: o for o in obligations}
+    acks: list[DispatchAck] = []
+    last_seen: float | None = None
+    for received in inbox:
+        msg = received
+        last_seen = msg.received_at if last_seen is None else max(last_seen, msg.received_at)
+        if msg.type is DispatchType.HEARTBEAT:
+            continue
+        if msg.type is DispatchType.RECALL:
+            target = msg.recall_id or ""
+            if obs.pop(target, None) is None:
+                acks.append(_ack(msg.id, "rejected", f"no active obligation {target!r}", now))
+            else:
+                acks.append(_ack(msg.id, "accepted", f"recalled {target}", now))
+            continue
+        if msg.type is DispatchType.EEA:
+            if not msg.level:
+                obs.pop(EEA_ID, None)
+                acks.append(_ack(msg.id, "accepted", "EEA cleared", now))
+                continue
+            key = EEA_ID
+        else:
+            key = msg.id
+        previous = obs.get(key)
+        if previous is not None and previous.instruction.type is msg.type and key != EEA_ID:
+            # A resent instruction keeps the level it was first measured from (I5).
+            msg = replace(msg, mining_kw_at_receipt=previous.instruction.mining_kw_at_receipt)
+        start = msg.start if msg.start is not None else msg.notified_at
+        # "At once" still allows the confirm window before a shortfall is declared.
+        grace_s = max(msg.deadline_s, config.control.confirm_timeout_s)
+        obs[key] = Obligation(id=key, instruction=msg, deadline=start + grace_s)
+        acks.append(_ack(msg.id, "accepted", "", now))
+    return tuple(obs.values()), acks, last_seen
+
+
+def expire(obligations: tuple[Obligation, ...], now: float) -> tuple[Obligation, ...]:
+    """An obligation ends at its `end` (RECALL is handled on arrival)."""
+    kept = tuple(o for o in obligations if o.instruction.end is None or now < o.instruction.end)
+    return kept if len(kept) != len(obligations) else obligations
+
+
+def cap_of(
+    ob: Obligation, config: Config, envelope_kw: float, non_mining_kw: float, now: float
+) -> DispatchCap | None:
+    """The mining cap an obligation imposes now, or None when it does not bind yet."""
+    msg = ob.instruction
+    start = msg.start if msg.start is not None else msg.notified_at
+    label = f"dispatch:{msg.id}"
+    if msg.type is DispatchType.EEA:
+        fractions = {1: config.dispatch.eea1_fraction, 2: config.dispatch.eea2_fraction}
+        fraction = fractions.get(msg.level or 3, config.dispatch.eea3_fraction)
+        return DispatchCap(fraction * envelope_kw, "eea")
+    if now < start:
+        return None
+    mw_kw = (msg.mw or 0.0) * 1000.0
+    if msg.type in REDUCTION_TYPES:
+        return DispatchCap(max(0.0, msg.mining_kw_at_receipt - mw_kw), label)
+    if msg.type is DispatchType.CLR:
+        return DispatchCap(mw_kw, label)
+    if msg.type is DispatchType.LIMIT:
+        # Site import at or under mw minus margin: mining gets what GPU and aux leave.
+        return DispatchCap(max(0.0, mw_kw - config.site.margin_kw - non_mining_kw), label)
+    if msg.type is DispatchType.FOUR_CP:
+        return DispatchCap(0.0, "4cp")
+    return None
+
+
+def progress(
+    ob: Obligation, cap: DispatchCap | None, mining_measured_kw: float, now: float
+) -> tuple[Obligation, DispatchAck | None]:
+    """complied once measured mining is at or under the cap; shortfall past the deadline."""
+    if cap is None:
+        return ob, None
+    cap_kw = cap.cap_kw
+    msg = ob.instruction
+    impossible_kw = 0.0
+    if msg.type in REDUCTION_TYPES:
+        # Asked to shed more than was running: the missing part can never be delivered.
+        impossible_kw = (msg.mw or 0.0) * 1000.0 - msg.mining_kw_at_receipt
+    at_or_under = mining_measured_kw <= cap_kw + COMPLY_TOLERANCE_KW
+    if ob.status in ("accepted", "shortfall") and at_or_under and impossible_kw <= 0:
+        done = replace(ob, status="complied", cap_kw=cap_kw)
+        return done, DispatchAck(msg.id, "complied", "", cap_kw, mining_measured_kw, now)
+    if ob.status == "accepted" and (impossible_kw > 0 or (not at_or_under and now >= ob.deadline)):
+        missing_kw = impossible_kw if impossible_kw > 0 else mining_measured_kw - cap_kw
+        short = replace(ob, status="shortfall", cap_kw=cap_kw)
+        reason = f"missing {missing_kw:.1f} kW"
+        return short, DispatchAck(msg.id, "shortfall", reason, cap_kw, mining_measured_kw, now)
+    if not math.isclose(ob.cap_kw, cap_kw):
+        return replace(ob, cap_kw=cap_kw), None
+    return ob, None
+
+
+def _ack(msg_id: str, status: str, reason: str, now: float) -> DispatchAck:
+    return DispatchAck(msg_id, status, reason, None, None, now)  # type: ignore[arg-type]

@@ -1,0 +1,79 @@
+"""Safety envelope (I2, I3): what mining may draw under the POI or backup limit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.config import Config
+from controller.core.site import SiteModel
+from controller.model import Reading
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    envelope_kw: float  # limit - GPU reservation - aux - margin, floored at 0
+    limit_kw: float  # POI, or backup while islanded
+    gpu_reserved_kw: float
+    gpu_measured_kw: dict[str, float]  # per tenant, what its meters last said (stale included)
+    aux_kw: float  # configured aux, or the larger unexplained load the site meter shows
+    site_kw: float | None  # fresh site meter reading, None when stale or absent
+    site_meter_stale: bool
+    islanded: bool
+
+
+def safety_envelope(
+    config: Config,
+    site: SiteModel,
+    meters_kw: Mapping[str, Reading],
+    islanded: Reading | None,
+    mining_measured_kw: float,
+    mining_complete: bool,
+    now: float,
+) -> Envelope:
+    max_age_s = config.control.meter_stale_s
+    reserved_kw = 0.0
+    gpu_kw: dict[str, float] = {}
+    all_gpu_fresh = True
+    for tenant in site.tenants:
+        measured = 0.0
+        for meter in tenant.meters:
+            reading = meters_kw.get(meter)
+            if reading is None:
+                all_gpu_fresh = False
+                continue
+            if now - reading.at > max_age_s:
+                all_gpu_fresh = False  # I3: a stale tenant meter counts at its last reading
+            measured += reading.value
+        gpu_kw[tenant.name] = measured
+        reserved_kw += max(tenant.firm_kw, measured)
+
+    site_kw: float | None = None
+    site_stale = False
+    if site.site_meter is not None:
+        reading = meters_kw.get(site.site_meter)
+        if reading is None or now - reading.at > max_age_s:
+            site_stale = True
+        else:
+            site_kw = reading.value
+
+    aux_kw = config.site.aux_kw
+    if site_kw is not None and all_gpu_fresh and mining_complete:
+        # Closed loop: load the site meter sees beyond GPU and mining is aux we were not told of.
+        aux_kw = max(aux_kw, site_kw - sum(gpu_kw.values()) - mining_measured_kw)
+
+    # The islanded flag comes from the site meter; when that is stale the last known value
+    # stands and the never-raise rule of I3 covers the uncertainty.
+    on_backup = islanded is not None and islanded.value >= 0.5
+    limit_kw = config.site.backup_limit_kw if on_backup else config.site.poi_limit_kw
+    envelope_kw = max(0.0, limit_kw - reserved_kw - aux_kw - config.site.margin_kw)
+    return Envelope(
+        envelope_kw=envelope_kw,
+        limit_kw=limit_kw,
+        gpu_reserved_kw=reserved_kw,
+        gpu_measured_kw=gpu_kw,
+        aux_kw=aux_kw,
+        site_kw=site_kw,
+        site_meter_stale=site_stale,
+        islanded=on_backup,
+    )

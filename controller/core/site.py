@@ -1,0 +1,120 @@
+"""The static shape of a site, compiled once from the config for the hot path.
+
+`decide()` runs on every event; everything that depends only on the config (breakeven factors,
+merit order, outlet layout, tenant meters) is computed here once and cached per config object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import accumulate
+
+from controller.config import Config
+
+# A pool's telemetry within this share of its max_kw of a target counts as at the target
+# (CONTRACT 2.4 "+ 2%"): 2% of capacity, so a target of 0 is confirmable by a real miner.
+CONFIRM_TOLERANCE_FRACTION = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """What never changes about a pool between config reloads."""
+
+    name: str
+    driver: str
+    max_kw: float
+    efficiency_j_per_th: float
+    strike_usd_per_mwh: float
+    # breakeven $/MWh = hashprice x factor (CONTRACT 7: hp x (1 - fee) x 1000 / (24 x J/TH))
+    breakeven_factor: float
+    ufr: bool
+    has_pdus: bool
+    tolerance_kw: float
+    # driver "pdu": cumulative nominal kW of the first k outlets, k = 0..n (fixed order)
+    outlet_steps_kw: tuple[float, ...] | None
+
+    def breakeven_usd_per_mwh(self, hashprice_usd_per_ph_day: float) -> float:
+        if self.strike_usd_per_mwh > 0:
+            return self.strike_usd_per_mwh
+        return hashprice_usd_per_ph_day * self.breakeven_factor
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSpec:
+    name: str
+    firm_kw: float
+    meters: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteModel:
+    pools: tuple[PoolSpec, ...]  # config order
+    by_name: dict[str, PoolSpec]
+    tenants: tuple[TenantSpec, ...]
+    site_meter: str | None
+    # Without live hashprice every breakeven scales together, so merit order is fixed; strike
+    # pools can reorder it, which `merit_order` handles.
+    has_strike: bool
+    static_merit: tuple[PoolSpec, ...]
+
+    def merit_order(self, hashprice_usd_per_ph_day: float) -> tuple[PoolSpec, ...]:
+        """Most profitable (highest breakeven) first; least efficient is curtailed first."""
+        if not self.has_strike:
+            return self.static_merit
+        return tuple(
+            sorted(
+                self.pools,
+                key=lambda p: (-p.breakeven_usd_per_mwh(hashprice_usd_per_ph_day), p.name),
+            )
+        )
+
+
+_CACHE: dict[int, tuple[Config, SiteModel]] = {}
+
+
+def compile_site(config: Config) -> SiteModel:
+    """The SiteModel of a config, cached by identity (configs are frozen)."""
+    hit = _CACHE.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    model = _build(config)
+    if len(_CACHE) > 8:  # reloads replace configs; keep the cache small
+        _CACHE.clear()
+    _CACHE[id(config)] = (config, model)
+    return model
+
+
+def _build(config: Config) -> SiteModel:
+    fee = config.economics.pool_fee
+    pdus = {p.name: p for p in config.pdus}
+    pools = []
+    for pool in config.pools:
+        steps: tuple[float, ...] | None = None
+        if pool.driver == "pdu":
+            outlets = [pdus[n].outlet_kw for n in pool.pdus for _ in range(pdus[n].outlets)]
+            steps = (0.0, *accumulate(outlets))
+        pools.append(
+            PoolSpec(
+                name=pool.name,
+                driver=pool.driver,
+                max_kw=pool.max_kw,
+                efficiency_j_per_th=pool.efficiency_j_per_th,
+                strike_usd_per_mwh=pool.strike_usd_per_mwh,
+                breakeven_factor=(1.0 - fee) * 1000.0 / (24.0 * pool.efficiency_j_per_th),
+                ufr=pool.ufr,
+                has_pdus=bool(pool.pdus),
+                tolerance_kw=CONFIRM_TOLERANCE_FRACTION * pool.max_kw,
+                outlet_steps_kw=steps,
+            )
+        )
+    hp = config.economics.hashprice_usd_per_ph_day
+    static = tuple(sorted(pools, key=lambda p: (-p.breakeven_usd_per_mwh(hp), p.name)))
+    site_meters = [m.name for m in config.meters if m.role == "site"]
+    return SiteModel(
+        pools=tuple(pools),
+        by_name={p.name: p for p in pools},
+        tenants=tuple(TenantSpec(t.name, t.firm_kw, tuple(t.meters)) for t in config.gpu_tenants),
+        site_meter=site_meters[0] if site_meters else None,
+        has_strike=any(p.strike_usd_per_mwh > 0 for p in pools),
+        static_merit=static,
+    )

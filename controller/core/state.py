@@ -1,0 +1,67 @@
+"""Controller state carried from one decision to the next, and the per-pool record.
+
+The state is immutable: `decide()` returns a new one and reuses every unchanged pool record, so
+a steady-state decision allocates almost nothing. This is also what the state store persists
+(I6): obligations, override, per-pool commands and seq.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from controller.model import DispatchInstruction, OverrideRequest
+
+PoolStateName = Literal["running", "curtailed", "ramping", "escalated", "faulted", "tripped"]
+AckStatus = Literal["accepted", "rejected", "complied", "shortfall"]
+
+NEVER = -math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """The last command for a pool, how it is going, and what the plan says of it."""
+
+    target_kw: float = 0.0
+    seq: int = 0
+    on: bool = False  # running (target > 0, part load included) vs curtailed: for I7
+    changed_at: float = NEVER  # last on/off change, whatever caused it (I7 dwell)
+    target_at: float = NEVER  # when the current target was commanded (I9 timer)
+    lowering: bool = False  # the current target lowered the previous one
+    confirmed: bool = True
+    escalated_at: float | None = None
+    faulted: bool = False
+    cut: bool = False  # PDU outlets cut (escalation or frequency trip) until raised again
+    tripped: bool = False
+    outlets_on: int | None = None  # driver "pdu": energised outlets, in fixed order
+    reason: str = "price"
+    state: str = "curtailed"
+
+
+@dataclass(frozen=True, slots=True)
+class Obligation:
+    """An accepted dispatch instruction and how it is going (dispatch/state)."""
+
+    id: str  # the instruction's id; "EEA" for the EEA state (CONTRACT 7)
+    instruction: DispatchInstruction
+    deadline: float
+    status: AckStatus = "accepted"
+    cap_kw: float = 0.0  # the cap it imposed at the last decision
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerState:
+    started_at: float
+    pools: dict[str, PoolState] = field(default_factory=dict)
+    obligations: tuple[Obligation, ...] = ()
+    override: OverrideRequest | None = None
+    trip_active: bool = False
+    frequency_ok_since: float | None = None  # above reset_hz continuously since
+    last_decision_at: float | None = None
+    last_dispatch_at: float | None = None  # heartbeat clock (starts at daemon start)
+    initialised: bool = False  # pools seeded from telemetry (first decision after start)
+
+
+def initial_state(started_at: float) -> ControllerState:
+    return ControllerState(started_at=started_at, last_dispatch_at=started_at)
