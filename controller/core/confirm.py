@@ -71,13 +71,37 @@ def advance(
         outlets_on = 0
     state = _label(target_kw, new, confirmed, lowering, escalated_at, faulted)
     candidate = (
-        target_kw, seq, on, changed_at, target_at, lowering, confirmed, escalated_at,
-        faulted, cut, new.tripped, outlets_on, new.reason, state,
-    )  # fmt: skip
+        target_kw,
+        seq,
+        on,
+        changed_at,
+        target_at,
+        lowering,
+        confirmed,
+        escalated_at,
+        faulted,
+        cut,
+        new.tripped,
+        outlets_on,
+        new.reason,
+        state,
+    )
     if candidate == (
-        ps.target_kw, ps.seq, ps.on, ps.changed_at, ps.target_at, ps.lowering, ps.confirmed,
-        ps.escalated_at, ps.faulted, ps.cut, ps.tripped, ps.outlets_on, ps.reason, ps.state,
-    ):  # fmt: skip
+        ps.target_kw,
+        ps.seq,
+        ps.on,
+        ps.changed_at,
+        ps.target_at,
+        ps.lowering,
+        ps.confirmed,
+        ps.escalated_at,
+        ps.faulted,
+        ps.cut,
+        ps.tripped,
+        ps.outlets_on,
+        ps.reason,
+        ps.state,
+    ):
         return ps  # unchanged: reuse the record (steady state allocates nothing)
     return PoolState(*candidate)
 
@@ -95,6 +119,10 @@ def _confirmed(
         # After the PDU cut our own switch did the work: power alone confirms.
         applied = escalated_at is not None or t.applied_seq >= seq
         return applied and t.power_kw <= target_kw + tol
+    if spec.outlet_steps_kw is not None:
+        # Outlet-switched pool: targets are nominal outlet ratings and miners draw less; a raise
+        # is done once the outlets are energised as commanded.
+        return t.applied_seq >= seq
     reachable_kw = target_kw if t.available_kw is None else min(target_kw, t.available_kw)
     return t.applied_seq >= seq and t.power_kw >= reachable_kw - tol
 

@@ -24,9 +24,17 @@ from controller.core.state import ControllerState, Obligation, PoolState
 
 def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -> Decision:
     site = compile_site(config)
-    pools = _seed_pools(site, state, snap) if len(state.pools) != len(site.pools) else state.pools
+    pools = state.pools
+    if pools.keys() != site.by_name.keys():  # first decision, or a reload added/renamed pools
+        pools = _seed_pools(site, state, snap)
     mining_kw, complete = _mining_measured(site, snap)
-    env = safety_envelope(config, site, snap.meters_kw, snap.islanded, mining_kw, complete, now)
+    # A transition lasts at most confirm_timeout_s: a stuck pool must not freeze the estimate.
+    settle_s = config.control.confirm_timeout_s
+    in_transition = any(not ps.confirmed and now - ps.target_at < settle_s for ps in pools.values())
+    held = state.aux_estimate_kw if in_transition else None
+    env = safety_envelope(
+        config, site, snap.meters_kw, snap.islanded, mining_kw, complete, now, held
+    )
     failsafe: set[str] = set()
     reasons: list[str] = []
 
@@ -96,14 +104,15 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
         t = snap.pools.get(name)
         if t is not None and (ps.faulted or not t.online):
             faulted_kw += t.power_kw
-    # The ramp allowance accrues per decision and never for longer than a tick, so a stalled
-    # loop cannot bank a step larger than ramp_up_kw_per_s x tick_s (I8).
-    dt_s = 0.0
-    if state.last_decision_at is not None:
-        dt_s = min(max(0.0, now - state.last_decision_at), config.control.tick_s)
+    # I8: raises come in steps of ramp_up_kw_per_s x tick_s, at most once per tick_s. Events
+    # between ticks only lower: a burst of telemetry must not become a burst of small raises.
+    tick_s = config.control.tick_s
+    ramp_kw = 0.0
+    if state.last_raise_at is not None and now - state.last_raise_at >= tick_s:
+        ramp_kw = config.control.ramp_up_kw_per_s * tick_s
     budget = Budget(
         remaining_kw=max(0.0, cap_kw - faulted_kw),
-        ramp_left_kw=config.control.ramp_up_kw_per_s * dt_s,
+        ramp_left_kw=ramp_kw,
         never_raise=never_raise,
     )
     hashprice = snap.hashprice_usd_per_ph_day or config.economics.hashprice_usd_per_ph_day
@@ -146,6 +155,8 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
 
     if budget.remaining_kw > 0 and target_total_kw < cap_kw:
         binding = "frequency" if trip.active else "price"
+    raised = budget.ramp_left_kw < ramp_kw
+    last_raise_at = now if raised or state.last_raise_at is None else state.last_raise_at
     next_state = ControllerState(
         started_at=state.started_at,
         pools=next_pools,
@@ -154,6 +165,8 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
         trip_active=trip.active,
         frequency_ok_since=trip.ok_since,
         last_decision_at=now,
+        last_raise_at=last_raise_at,
+        aux_estimate_kw=env.aux_kw,
         last_dispatch_at=last_dispatch_at,
         initialised=True,
     )
@@ -220,11 +233,15 @@ def _seed_pools(site: SiteModel, state: ControllerState, snap: Snapshot) -> dict
             power_kw = t.power_kw if t is not None else 0.0
             running = power_kw > spec.tolerance_kw
             outlets = None
+            target_kw = power_kw if running else 0.0
             if spec.outlet_steps_kw is not None:
+                # Outlet pools draw less than their outlets' rating: seed at the energised
+                # nominal, or the first decision would round the measured draw down a step.
                 outlets = len(spec.outlet_steps_kw) - 1 if running else 0
+                target_kw = spec.outlet_steps_kw[outlets]
             ps = PoolState(
-                target_kw=power_kw if running else 0.0,
-                seq=t.applied_seq if t is not None else 0,
+                target_kw=target_kw,
+                seq=max(t.applied_seq if t is not None else 0, snap.cmd_seq.get(spec.name, 0)),
                 on=running,
                 outlets_on=outlets,
                 state="running" if running else "curtailed",

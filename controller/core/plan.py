@@ -32,6 +32,8 @@ class Snapshot:
     dispatch_inbox: tuple[DispatchInstruction, ...] = ()
     override_inbox: tuple[OverrideRequest, ...] = ()
     budget_failsafe: bool = False  # the app saw 3 decisions in a row over budget
+    # seq of our own retained cmd per pool, read back at start: seq only grows across restarts
+    cmd_seq: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

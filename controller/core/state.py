@@ -59,7 +59,11 @@ class ControllerState:
     trip_active: bool = False
     frequency_ok_since: float | None = None  # above reset_hz continuously since
     last_decision_at: float | None = None
+    last_raise_at: float | None = None  # I8: raises come in steps at most once per tick_s
     last_dispatch_at: float | None = None  # heartbeat clock (starts at daemon start)
+    # Closed-loop aux estimate (site - GPU - mining), held while pools are in transition: the
+    # site meter sees a change before pool telemetry reports it, and that lag is not load.
+    aux_estimate_kw: float | None = None
     initialised: bool = False  # pools seeded from telemetry (first decision after start)
 
 

@@ -132,3 +132,11 @@ def test_first_decision_never_raises_and_seeds_running_pools_from_telemetry() ->
     assert decision.plan.pools["mid"].target_kw == 0
     sim.step()
     assert sim.targets()["mid"] == 6000
+
+
+def test_running_outlet_pool_is_seeded_at_its_nominal_and_not_cut() -> None:
+    sim = pdu_pool_config()
+    sim.power_kw["px"] = 72.0  # 8 outlets of 10 kW drawing 90%
+    decision = sim.step()
+    px = decision.plan.pools["px"]
+    assert (px.target_kw, px.outlets_on, px.seq) == (80, 8, 0)

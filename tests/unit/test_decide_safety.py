@@ -145,3 +145,31 @@ def test_frequency_reset_waits_for_the_price_band() -> None:
     sim.price = 80.0
     sim.run(2)
     assert sim.targets()["mid"] == 6000
+
+
+def test_aux_estimate_is_held_while_pools_are_in_transition() -> None:
+    """The site meter sees a ramp before pool telemetry does: that lag is not extra load."""
+    from dataclasses import replace
+
+    from controller.core.decide import decide
+    from controller.model import Reading
+
+    sim = SiteSim(make_config(control={"ramp_up_kw_per_s": 3000, "confirm_timeout_s": 5}))
+    sim.run(2)
+    assert sim.state is not None
+    assert any(not ps.confirmed for ps in sim.state.pools.values())  # ramp under way
+    snap = sim.snapshot()
+    lagging = Reading(snap.meters_kw["poi"].value + 3000, sim.now + 0.1)
+    snap = replace(snap, meters_kw={**snap.meters_kw, "poi": lagging})
+    held = decide(snap, sim.state, sim.now + 0.1, sim.config)
+    assert held.plan.mining_cap_kw == pytest.approx(18500)
+    settled = SiteSim(make_config())
+    settled.run(5)
+    assert settled.state is not None
+    assert all(ps.confirmed for ps in settled.state.pools.values())
+    snap = settled.snapshot()
+    real = Reading(snap.meters_kw["poi"].value + 3000, settled.now + 0.1)
+    snap = replace(snap, meters_kw={**snap.meters_kw, "poi": real})
+    assert decide(snap, settled.state, settled.now + 0.1, settled.config).plan.mining_cap_kw == (
+        pytest.approx(15500)
+    )

@@ -30,7 +30,10 @@ def safety_envelope(
     mining_measured_kw: float,
     mining_complete: bool,
     now: float,
+    held_aux_kw: float | None = None,
 ) -> Envelope:
+    """`held_aux_kw`: while pools are in transition, the last steady estimate of aux (or None
+    to estimate afresh); the larger of it and the configured aux_kw counts."""
     max_age_s = config.control.meter_stale_s
     reserved_kw = 0.0
     gpu_kw: dict[str, float] = {}
@@ -58,7 +61,9 @@ def safety_envelope(
             site_kw = reading.value
 
     aux_kw = config.site.aux_kw
-    if site_kw is not None and all_gpu_fresh and mining_complete:
+    if held_aux_kw is not None:
+        aux_kw = max(aux_kw, held_aux_kw)
+    elif site_kw is not None and all_gpu_fresh and mining_complete:
         # Closed loop: load the site meter sees beyond GPU and mining is aux we were not told of.
         aux_kw = max(aux_kw, site_kw - sum(gpu_kw.values()) - mining_measured_kw)
 

@@ -1,0 +1,490 @@
+"""Prometheus metrics (CONTRACT section 6): one `Metrics` object per daemon, served from a thread.
+
+Every contract metric is here under its contract name and labels, in base units: kW from the
+core are multiplied by 1000 on the way out. Extras, each chosen to answer a question the contract
+metrics cannot:
+- `curtaild_pool_state{pool,state}`: 1 for the pool's current plan state (running, curtailed,
+  ramping, escalated, faulted, tripped), 0 for the others: "which pools are escalated" is a query.
+- `curtaild_binding{binding}`: 1 for the kind of limit that binds the mining cap (safety,
+  dispatch, override, eea, 4cp, frequency, price). The plan's "dispatch:ID" is cut to "dispatch":
+  an instruction id as a label value would grow the series without bound.
+- `curtaild_safety_envelope_watts`: the envelope of I2, to compare the cap against.
+- `curtaild_commands_total{driver}`: commands written per driver kind (mqtt, modbus, pdu).
+- `curtaild_mqtt_connected`: the broker session is up (every feed depends on it).
+- `curtaild_build_info{version}`: always 1; joins a version onto any other series.
+- the standard `process_*` and `python_*` collectors (memory, CPU, fds, start time).
+There is no `curtaild_decisions_total`: `curtaild_decision_duration_seconds_count` is that count.
+
+Cost on the hot path: labelled children are cached in dicts (an observe on a cached child is
+about 1 us, `.labels()` each time about 2.7 us), and `update_from_plan` touches a pool's series
+only when its `PoolState` object changed: `decide()` reuses every unchanged record, so an `is`
+check finds them.
+
+`_created` series are off unless PROMETHEUS_DISABLE_CREATED_SERIES is set explicitly: they add
+one series per counter and histogram child that Prometheus 2.x scrapes as a plain gauge and
+nothing here uses (counter resets are detected without them). The switch is process-wide in
+prometheus-client; the daemon is the only user of the library in its process.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar, get_args
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    start_http_server,
+)
+
+from controller import __version__
+from controller.clock import Clock, SystemClock
+from controller.config import Config
+from controller.core.plan import Decision, Plan, Snapshot
+from controller.core.state import ControllerState, Obligation, PoolState, PoolStateName
+from controller.errors import CurtaildError
+from controller.model import REDUCTION_TYPES, DispatchType, PoolTelemetry, PriceProduct, Reading
+
+W_PER_KW = 1000.0
+NAN = float("nan")
+
+FAILSAFE_REASONS = ("price_stale", "dispatch_stale", "site_meter_stale", "decision_budget")
+POOL_STATES: tuple[str, ...] = get_args(PoolStateName)
+BINDINGS = ("safety", "dispatch", "override", "eea", "4cp", "frequency", "price")
+DISPATCH_TYPES = tuple(
+    t.value for t in DispatchType if t not in (DispatchType.RECALL, DispatchType.HEARTBEAT)
+)
+PRICE_PRODUCTS: tuple[str, ...] = get_args(PriceProduct)
+FEEDS = ("price", "dispatch", "override", "pool_state", "hashprice")
+TRIGGERS = ("price", "dispatch", "override", "pool", "frequency", "tick")
+DRIVERS = ("mqtt", "modbus", "pdu")
+
+
+def _buckets(low_exp: int, high_exp: int) -> tuple[float, ...]:
+    """1, 2.5, 5 per decade from 10**low_exp up to 10**high_exp (parsed: exact bucket labels)."""
+    steps = [float(f"{m}e{e}") for e in range(low_exp, high_exp) for m in ("1", "2.5", "5")]
+    return (*steps, float(f"1e{high_exp}"))
+
+
+# A decision is pure arithmetic over a few hundred pools (tens of us) with a 1 s budget.
+DECISION_BUCKETS_S = _buckets(-5, 0)  # 10 us .. 1 s
+# Message arrival to commands on the wire: sub-ms on loopback, seconds when something waits.
+EVENT_BUCKETS_S = _buckets(-4, 1)  # 100 us .. 10 s
+# Command to telemetry confirming it: agents report about every second; timeouts are seconds.
+CONFIRM_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+
+
+class MetricsServerError(CurtaildError):
+    """The metrics endpoint cannot be served: names the address, the cause and the fix."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split "host:port" (IPv6 as "[::1]:9108"); an empty host means every IPv4 interface."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise MetricsServerError(
+            f"metrics listen {listen!r}: expected host:port with a port 0-65535; "
+            "set [metrics] listen, e.g. 127.0.0.1:9108"
+        )
+    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"  # noqa: S104 (asked for)
+    return host, int(port_text)
+
+
+@dataclass(slots=True)
+class MetricsServer:
+    """A running /metrics endpoint; `port` is the bound one (useful when asked for port 0)."""
+
+    host: str
+    port: int
+    _httpd: WSGIServer
+    _thread: threading.Thread
+
+    def close(self) -> None:
+        """Stop serving and free the port; blocks up to the server's 0.5 s poll interval."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5.0)
+
+
+def start_server(listen: str, registry: CollectorRegistry) -> MetricsServer:
+    """Serve `registry` on `listen` from a daemon thread.
+
+    Thread, not event loop: rendering thousands of series takes tens of ms, and the control loop
+    must not stall for a scrape.
+    """
+    host, port = parse_listen(listen)
+    try:
+        httpd, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise MetricsServerError(f"metrics listen {host}:{port}: {_bind_hint(exc)}") from exc
+    return MetricsServer(host, int(httpd.server_port), httpd, thread)
+
+
+def _bind_hint(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror}); set [metrics] listen to an address"
+    if exc.errno == errno.EADDRINUSE:
+        return "address in use; set [metrics] listen to a free port"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        # Below 1024 without privileges, or outside the unit's SocketBindAllow=.
+        return (
+            "permission denied; use a port above 1023 in [metrics] listen and allow it in "
+            "the unit's SocketBindAllow="
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "address not on this host; set [metrics] listen to a local address"
+    return f"{exc.strerror or exc}; check [metrics] listen"
+
+
+class Metrics:
+    """Every curtaild metric in its own registry (tests build many; nothing global is touched)."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: Clock | None = None,
+        version: str = __version__,
+    ) -> None:
+        if "PROMETHEUS_DISABLE_CREATED_SERIES" not in os.environ:
+            disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._clock = clock or SystemClock()
+        self._started_at = self._clock.time()
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets, registry=r)
+
+        self.price = gauge("curtaild_price_usd_per_mwh", "Newest price record, $/MWh", "product")
+        self.site_power = gauge("curtaild_site_power_watts", "Site meter: import at the POI")
+        self.gpu_power = gauge("curtaild_gpu_power_watts", "GPU tenant meters", "tenant")
+        self.gpu_reserved = gauge("curtaild_gpu_reserved_watts", "Sum of max(firm, measured) (I3)")
+        self.mining_power = gauge("curtaild_mining_power_watts", "Mining load, measured")
+        self.mining_cap = gauge("curtaild_mining_cap_watts", "Least of every limit (I2)")
+        self.mining_target = gauge("curtaild_mining_target_watts", "Sum of pool targets")
+        self.envelope = gauge("curtaild_safety_envelope_watts", "Safety envelope (I2)")
+        self.pool_target = gauge("curtaild_pool_target_watts", "Pool target", "pool")
+        self.pool_power = gauge("curtaild_pool_power_watts", "Pool load, measured", "pool")
+        self.pool_state = gauge("curtaild_pool_state", "1 for the plan state", "pool", "state")
+        self.dispatch_active = gauge("curtaild_dispatch_active", "Active obligations", "type")
+        self.shortfall = gauge("curtaild_dispatch_shortfall_watts", "Reduction not delivered")
+        self.override_active = gauge("curtaild_override_active", "1 while an override is in force")
+        self.failsafe = gauge("curtaild_failsafe_active", "1 while a fail-safe holds", "reason")
+        self.binding = gauge("curtaild_binding", "1 for the limit setting the cap", "binding")
+        self.device_up = gauge("curtaild_device_up", "1 reachable, 0 down", "device")
+        self.feed_age = gauge(
+            "curtaild_feed_age_seconds", "Since the last valid message (or start)", "feed"
+        )
+        self.mqtt_connected = gauge("curtaild_mqtt_connected", "1 while the broker session is up")
+        self.build_info = gauge("curtaild_build_info", "Always 1; the version label", "version")
+        self.rejected = counter(
+            "curtaild_messages_rejected", "Inbound messages dropped", "feed", "reason"
+        )
+        self.protected_refused = counter(
+            "curtaild_protected_write_refused", "Writes aimed at a protected PDU, refused (I1)"
+        )
+        self.commands = counter("curtaild_commands", "Commands written", "driver")
+        self.decision_duration = histogram(
+            "curtaild_decision_duration_seconds", "decide() wall time", DECISION_BUCKETS_S
+        )
+        self.event_to_command = histogram(
+            "curtaild_event_to_command_seconds",
+            "Message arrival to commands on the wire",
+            EVENT_BUCKETS_S,
+            "trigger",
+        )
+        self.command_confirm = histogram(
+            "curtaild_command_confirm_seconds",
+            "Command to the telemetry confirming it",
+            CONFIRM_BUCKETS_S,
+            "driver",
+        )
+
+        self.build_info.labels(version).set(1)
+        # Closed label sets are created up front: a series that exists at 0 makes rate() and
+        # alerts work from the first event, and the dashboards show every reason.
+        self._failsafe = {k: self.failsafe.labels(k) for k in FAILSAFE_REASONS}
+        self._binding = {k: self.binding.labels(k) for k in BINDINGS}
+        self._dispatch = {k: self.dispatch_active.labels(k) for k in DISPATCH_TYPES}
+        self._price = {k: self.price.labels(k) for k in PRICE_PRODUCTS}
+        for child in self._price.values():
+            child.set(NAN)  # no price yet: unknown, not $0
+        self._triggers = {k: self.event_to_command.labels(k) for k in TRIGGERS}
+        self._confirm = {k: self.command_confirm.labels(k) for k in DRIVERS}
+        self._commands = {k: self.commands.labels(k) for k in DRIVERS}
+        self._feed_seen_at: dict[str, float] = {}
+        self._feed_age = {k: self._age_child(k) for k in FEEDS}
+        self._rejected: dict[tuple[str, str], Counter] = {}
+        self._devices: dict[str, Gauge] = {}
+        self._gpu: dict[str, Gauge] = {}
+        self.site_power.set(NAN)
+
+        # What update_* saw last, compared by identity.
+        self._pools: dict[str, PoolState] = {}
+        self._pool_children: dict[str, tuple[Gauge, dict[str, Gauge]]] = {}
+        self._telemetry: dict[str, PoolTelemetry] = {}
+        self._pool_power: dict[str, Gauge] = {}
+        self._readings: dict[str, Reading] = {}
+        self._failsafe_now: frozenset[str] = frozenset()
+        self._binding_now = ""
+        self._obligations: tuple[Obligation, ...] = ()
+        self._shortfall_w = 0.0
+        self._override: object = None
+        self._acting: object = None
+        self._site_meters: tuple[str, ...] = ()
+        self._tenant_meters: dict[str, tuple[str, ...]] = {}
+        if config is not None:
+            self.configure(config)
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def configure(self, config: Config) -> None:
+        """Learn meter roles and tenants; on reload, drop series of pools and devices now gone."""
+        self._site_meters = tuple(m.name for m in config.meters if m.role == "site")
+        self._tenant_meters = {t.name: tuple(t.meters) for t in config.gpu_tenants}
+        pools = {p.name for p in config.pools}
+        devices = {m.name for m in config.meters} | {p.name for p in config.pdus} | pools
+        for name in [n for n in self._pool_children if n not in pools]:
+            _, states = self._pool_children.pop(name)
+            self.pool_target.remove(name)
+            for state in states:
+                self.pool_state.remove(name, state)
+        _drop(self.pool_power, self._pool_power, pools)
+        _drop(self.gpu_power, self._gpu, set(self._tenant_meters))
+        _drop(self.device_up, self._devices, devices)
+        self._pools = {n: ps for n, ps in self._pools.items() if n in pools}
+        self._telemetry = {n: t for n, t in self._telemetry.items() if n in pools}
+        self._readings.clear()  # meter roles may have moved: recompute sums next time
+
+    # -- once per decision (hot path) ----------------------------------------------------------
+
+    def update_from_decision(self, decision: Decision) -> None:
+        """Everything a decision says: the plan, then obligations and override from the state."""
+        self.update_from_plan(decision.plan)
+        self.update_from_state(decision.next_state, decision.plan.mining_measured_kw)
+
+    def update_from_plan(self, plan: Plan) -> None:
+        self.mining_cap.set(plan.mining_cap_kw * W_PER_KW)
+        self.mining_target.set(plan.mining_target_kw * W_PER_KW)
+        self.mining_power.set(plan.mining_measured_kw * W_PER_KW)
+        self.gpu_reserved.set(plan.gpu_reserved_kw * W_PER_KW)
+        self.envelope.set(plan.envelope_kw * W_PER_KW)
+        if plan.binding != self._binding_now:
+            self._set_binding(plan.binding)
+        if plan.failsafe != self._failsafe_now:
+            for reason, child in self._failsafe.items():
+                child.set(1.0 if reason in plan.failsafe else 0.0)
+            self._failsafe_now = plan.failsafe
+        last = self._pools
+        for name, ps in plan.pools.items():
+            before = last.get(name)
+            if before is ps:
+                continue
+            target, states = self._pool_series(name)
+            target.set(ps.target_kw * W_PER_KW)
+            if before is None or before.state != ps.state:
+                if before is not None and before.state in states:
+                    states[before.state].set(0.0)
+                state_child = states.get(ps.state)
+                if state_child is None:  # a state this module does not know yet: show it anyway
+                    state_child = states[ps.state] = self.pool_state.labels(name, ps.state)
+                state_child.set(1.0)
+            last[name] = ps
+
+    def update_from_state(self, state: ControllerState, mining_measured_kw: float) -> None:
+        """Dispatch obligations (types, shortfall) and the override from the controller state."""
+        obs = state.obligations
+        if not _same(obs, self._obligations):
+            counts = dict.fromkeys(self._dispatch, 0)
+            for ob in obs:
+                counts[ob.instruction.type.value] = counts.get(ob.instruction.type.value, 0) + 1
+            for kind, n in counts.items():
+                _child(self._dispatch, kind, self.dispatch_active, kind).set(n)
+            self._obligations = obs
+        shortfall_w = 0.0
+        for ob in obs:
+            if ob.status == "shortfall":
+                shortfall_w = max(shortfall_w, _missing_kw(ob, mining_measured_kw) * W_PER_KW)
+        if shortfall_w != self._shortfall_w:
+            self.shortfall.set(shortfall_w)
+            self._shortfall_w = shortfall_w
+        if state.override is not self._override:
+            self.override_active.set(0.0 if state.override is None else 1.0)
+            self._override = state.override
+
+    def update_from_snapshot(self, snap: Snapshot) -> None:
+        """Measured values: acting price, site and GPU meters, pool telemetry (changed only)."""
+        if snap.price is not None and snap.price is not self._acting:
+            self.set_price(snap.price.product, snap.price.price_usd_per_mwh)
+            self._acting = snap.price
+        for name, t in snap.pools.items():
+            if self._telemetry.get(name) is not t:
+                self.set_pool_power_kw(name, t.power_kw)
+                self._telemetry[name] = t
+        if self._readings_changed(snap.meters_kw):
+            meters = snap.meters_kw
+            if self._site_meters:
+                self.site_power.set(_sum_kw(meters, self._site_meters) * W_PER_KW)
+            for tenant, names in self._tenant_meters.items():
+                self.set_gpu_power_kw(tenant, _sum_kw(meters, names))
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def observe_decision(self, duration_s: float) -> None:
+        self.decision_duration.observe(duration_s)
+
+    def observe_event_to_command(self, trigger: str, seconds: float) -> None:
+        _child(self._triggers, trigger, self.event_to_command, trigger).observe(seconds)
+
+    def observe_command_confirm(self, driver: str, seconds: float) -> None:
+        _child(self._confirm, driver, self.command_confirm, driver).observe(seconds)
+
+    def command_sent(self, driver: str, n: int = 1) -> None:
+        _child(self._commands, driver, self.commands, driver).inc(n)
+
+    def message_rejected(self, feed: str, reason: str) -> None:
+        _child(self._rejected, (feed, reason), self.rejected, feed, reason).inc()
+
+    def protected_write_refused(self) -> None:
+        self.protected_refused.inc()
+
+    def feed_seen(self, feed: str, at: float | None = None) -> None:
+        """A valid message arrived on `feed` (epoch s); the age is computed at scrape time."""
+        self._feed_seen_at[feed] = self._clock.time() if at is None else at
+        if feed not in self._feed_age:
+            self._feed_age[feed] = self._age_child(feed)
+
+    # -- values set directly ---------------------------------------------------------------------
+
+    def set_price(self, product: str, usd_per_mwh: float) -> None:
+        _child(self._price, product, self.price, product).set(usd_per_mwh)
+
+    def set_site_power_kw(self, kw: float | None) -> None:
+        self.site_power.set(_watts(kw))
+
+    def set_gpu_power_kw(self, tenant: str, kw: float | None) -> None:
+        _child(self._gpu, tenant, self.gpu_power, tenant).set(_watts(kw))
+
+    def set_pool_power_kw(self, pool: str, kw: float | None) -> None:
+        _child(self._pool_power, pool, self.pool_power, pool).set(_watts(kw))
+
+    def set_device_up(self, device: str, up: bool) -> None:
+        """From the health transition callback; a device appears at its first verdict."""
+        _child(self._devices, device, self.device_up, device).set(1.0 if up else 0.0)
+
+    def set_mqtt_connected(self, connected: bool) -> None:
+        self.mqtt_connected.set(1.0 if connected else 0.0)
+
+    # -- serving -----------------------------------------------------------------------------------
+
+    def start_server(self, listen: str) -> MetricsServer:
+        return start_server(listen, self.registry)
+
+    def exposition(self) -> bytes:
+        """The text format a scrape returns (tests, `curtaild status`)."""
+        return generate_latest(self.registry)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _age_child(self, feed: str) -> Gauge:
+        child = self.feed_age.labels(feed)
+        seen, clock, started = self._feed_seen_at, self._clock, self._started_at
+        # Runs in the scrape thread: one dict read, no lock needed under the GIL.
+        child.set_function(lambda: clock.time() - seen.get(feed, started))
+        return child
+
+    def _set_binding(self, binding: str) -> None:
+        kind = binding.partition(":")[0]
+        old = self._binding_now.partition(":")[0]
+        self._binding_now = binding
+        if kind == old:  # one dispatch instruction gave way to another
+            return
+        if old in self._binding:
+            self._binding[old].set(0.0)
+        _child(self._binding, kind, self.binding, kind).set(1.0)
+
+    def _pool_series(self, name: str) -> tuple[Gauge, dict[str, Gauge]]:
+        series = self._pool_children.get(name)
+        if series is None:
+            states = {s: self.pool_state.labels(name, s) for s in POOL_STATES}
+            series = self._pool_children[name] = (self.pool_target.labels(name), states)
+        return series
+
+    def _readings_changed(self, meters: Mapping[str, Reading]) -> bool:
+        changed = False
+        last = self._readings
+        for name, reading in meters.items():
+            if last.get(name) is not reading:
+                last[name] = reading
+                changed = True
+        return changed
+
+
+def _same(a: tuple[Obligation, ...], b: tuple[Obligation, ...]) -> bool:
+    # decide() builds a new tuple each time but reuses unchanged obligations.
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _missing_kw(ob: Obligation, mining_measured_kw: float) -> float:
+    """What a shortfall misses: above the cap now, or more than was running to shed (I5)."""
+    msg = ob.instruction
+    impossible_kw = 0.0
+    if msg.type in REDUCTION_TYPES:
+        impossible_kw = (msg.mw or 0.0) * 1000.0 - msg.mining_kw_at_receipt
+    return max(0.0, mining_measured_kw - ob.cap_kw, impossible_kw)
+
+
+K = TypeVar("K")
+M = TypeVar("M", Gauge, Counter, Histogram)
+
+
+def _child(cache: dict[K, M], key: K, metric: M, *labels: str) -> M:
+    """The cached child for `key`, created with `labels` on first use."""
+    child = cache.get(key)
+    if child is None:
+        child = cache[key] = metric.labels(*labels)
+    return child
+
+
+def _drop(metric: Gauge, children: dict[str, Gauge], keep: set[str]) -> None:
+    for name in [n for n in children if n not in keep]:
+        del children[name]
+        metric.remove(name)
+
+
+def _watts(kw: float | None) -> float:
+    return NAN if kw is None else kw * W_PER_KW  # None: unknown, shown as NaN rather than 0
+
+
+def _sum_kw(meters: Mapping[str, Reading], names: Iterable[str]) -> float:
+    """Sum of the named meters; NaN (unknown) until every one of them has reported."""
+    total = 0.0
+    for name in names:
+        reading = meters.get(name)
+        if reading is None:
+            return NAN
+        total += reading.value
+    return total

@@ -1,0 +1,37 @@
+"""`curtaild backtest --config PATH --prices CSV [--from DATE --to DATE] [--plot PNG]`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+from controller.backtest import run_backtest
+from controller.backtest_report import render_table, write_chart
+from controller.config import load_config
+from controller.errors import UsageError
+from controller.feeds.ercot import read_price_csv
+
+
+def backtest_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
+    point = config.site.settlement_point
+    records = read_price_csv(args.prices, point, start, end)
+    result = run_backtest(config, records)
+    span = f"{start or 'start'} .. {end or 'end'}"
+    title = f"curtaild backtest: {config.site.name}, {point}, {Path(args.prices).name} ({span})"
+    print(render_table(result, title))
+    if args.plot:
+        write_chart(result, Path(args.plot), title)
+        print(f"\nchart: {args.plot}")
+    return 0
+
+
+def _date(text: str | None, flag: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected a date as YYYY-MM-DD") from None

@@ -1,0 +1,130 @@
+"""QSE dispatch instructions (CONTRACT 2.2 and section 7 Dispatch).
+
+Unknown extra keys are accepted and ignored: QSE gateways add their own fields (routing ids,
+ERCOT's original text), and refusing them would make an integration break on a gateway
+upgrade. Keys that do not apply to a type (`mw` on an EEA, `start` on a RECALL, `"mw": null`
+from gateways that serialise every field) are ignored the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.feeds.common import (
+    FeedRejected,
+    as_instant,
+    as_int,
+    as_number,
+    as_str,
+    load_json_object,
+    require,
+)
+from controller.model import DispatchInstruction, DispatchType
+
+MW_TYPES = frozenset(
+    {
+        DispatchType.RRS,
+        DispatchType.ECRS,
+        DispatchType.NSRS,
+        DispatchType.ERS10,
+        DispatchType.ERS30,
+        DispatchType.CLR,
+        DispatchType.LIMIT,
+    }
+)
+# Time allowed to reach the instructed level (section 7): ERCOT's deployment windows, with
+# ERS-10 at 10 min and ERS-30 / NSRS at 30 min; LIMIT, EEA and 4CP apply at once.
+DEFAULT_DEADLINE_S: dict[DispatchType, float] = {
+    DispatchType.RRS: 600.0,
+    DispatchType.ECRS: 600.0,
+    DispatchType.ERS10: 600.0,
+    DispatchType.NSRS: 1800.0,
+    DispatchType.ERS30: 1800.0,
+    DispatchType.CLR: 300.0,
+    DispatchType.LIMIT: 0.0,
+    DispatchType.EEA: 0.0,
+    DispatchType.FOUR_CP: 0.0,
+}
+EEA_LEVELS = range(4)
+
+
+def parse_dispatch(payload: bytes, received_at: float, mining_kw_now: float) -> DispatchInstruction:
+    """Validate one dispatch message; raise FeedRejected naming the field and the problem.
+
+    `mining_kw_now` is the measured mining load at receipt: the level a reduction deployment
+    is measured from (section 7), stamped into the instruction so a restart keeps it.
+    """
+    obj = load_json_object(payload, "a dispatch instruction")
+    instruction_id = as_str(require(obj, "id"), "id")
+    type_text = as_str(require(obj, "type"), "type")
+    try:
+        kind = DispatchType(type_text)
+    except ValueError:
+        known = ", ".join(member.value for member in DispatchType)
+        raise FeedRejected("bad_field", f"type: unknown {type_text!r}; known: {known}") from None
+    notified_at = as_instant(require(obj, "notified_at"), "notified_at")
+    mw: float | None = None
+    level: int | None = None
+    start, end, deadline_s = notified_at, None, 0.0
+    recall_id: str | None = None
+    if kind == DispatchType.RECALL:
+        recall_id = as_str(require(obj, "recall_id"), "recall_id")
+    elif kind != DispatchType.HEARTBEAT:
+        mw = _mw(obj) if kind in MW_TYPES else None
+        level = _eea_level(obj) if kind == DispatchType.EEA else None
+        start, end = _window(obj, kind, notified_at)
+        deadline_s = _deadline_s(obj, kind)
+    return DispatchInstruction(
+        id=instruction_id,
+        type=kind,
+        notified_at=notified_at,
+        received_at=received_at,
+        mining_kw_at_receipt=mining_kw_now,
+        mw=mw,
+        level=level,
+        start=start,
+        end=end,
+        deadline_s=deadline_s,
+        recall_id=recall_id,
+    )
+
+
+def _mw(obj: dict[str, Any]) -> float:
+    mw = as_number(require(obj, "mw"), "mw")
+    if mw < 0:
+        raise FeedRejected("out_of_range", f"mw: must be >= 0, got {mw:g}")
+    return mw
+
+
+def _eea_level(obj: dict[str, Any]) -> int:
+    level = as_int(require(obj, "level"), "level")
+    if level not in EEA_LEVELS:
+        raise FeedRejected("out_of_range", f"level: EEA level must be 0-3, got {level}")
+    return level
+
+
+def _window(
+    obj: dict[str, Any], kind: DispatchType, notified_at: float
+) -> tuple[float, float | None]:
+    if kind == DispatchType.FOUR_CP:
+        # A 4CP window without both ends cannot be scheduled; defaulting would curtail forever.
+        require(obj, "start")
+        require(obj, "end")
+    start = notified_at
+    if obj.get("start") is not None:
+        start = as_instant(obj["start"], "start")
+    end = None
+    if obj.get("end") is not None:
+        end = as_instant(obj["end"], "end")
+        if end < start:
+            raise FeedRejected("bad_field", f"end: {obj['end']} is before start")
+    return start, end
+
+
+def _deadline_s(obj: dict[str, Any], kind: DispatchType) -> float:
+    if obj.get("deadline_s") is None:
+        return DEFAULT_DEADLINE_S[kind]
+    deadline_s = as_number(obj["deadline_s"], "deadline_s")
+    if deadline_s < 0:
+        raise FeedRejected("out_of_range", f"deadline_s: must be >= 0, got {deadline_s:g}")
+    return deadline_s

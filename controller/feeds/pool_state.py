@@ -1,0 +1,43 @@
+"""Pool agent state reports (CONTRACT 2.4): what an MQTT pool agent says it applied and draws."""
+
+from __future__ import annotations
+
+from controller.feeds.common import (
+    FeedRejected,
+    as_bool,
+    as_instant,
+    as_int,
+    load_json_object,
+    number_in,
+    require,
+)
+from controller.model import PoolTelemetry
+
+# A report far above the pool's rating is a broken agent or unit mix-up (W for kW), not a
+# reading to act on; 10x leaves room for a mis-sized max_kw without trusting nonsense.
+MAX_REPORT_FACTOR = 10.0
+
+
+def parse_pool_state(payload: bytes, max_kw: float, received_at: float) -> PoolTelemetry:
+    """Validate `{"seq", "power_kw", "available_kw", "online"?, "at"?}` from a pool agent.
+
+    `at` is checked when present but the telemetry is stamped `received_at`: staleness is
+    judged on the controller's clock, never on an agent's.
+    """
+    obj = load_json_object(payload, "a pool state report")
+    seq = as_int(require(obj, "seq"), "seq")
+    if seq < 0:
+        raise FeedRejected("out_of_range", f"seq: must be >= 0, got {seq}")
+    ceiling_kw = MAX_REPORT_FACTOR * max_kw
+    power_kw = number_in(require(obj, "power_kw"), "power_kw", 0.0, ceiling_kw)
+    available_kw = number_in(require(obj, "available_kw"), "available_kw", 0.0, ceiling_kw)
+    online = True if obj.get("online") is None else as_bool(obj["online"], "online")
+    if obj.get("at") is not None:
+        as_instant(obj["at"], "at")
+    return PoolTelemetry(
+        power_kw=power_kw,
+        available_kw=available_kw,
+        online=online,
+        applied_seq=seq,
+        at=received_at,
+    )

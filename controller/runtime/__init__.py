@@ -1,0 +1,1 @@
+"""The live daemon around the pure core: inputs, control loop, apply, publish."""

@@ -1,0 +1,208 @@
+"""Inbound messages and readings land here, validated, in slots read by the next decision.
+
+Nothing is acted on in a callback (DESIGN point 10): `on_message` parses, stores and wakes the
+control loop; `snapshot()` freezes the slots and drains the inboxes for one decision. Bad input
+is counted, reported through `on_reject` and dropped (I10): it never reaches a device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.clock import Clock
+from controller.config import Config
+from controller.core.plan import Snapshot
+from controller.feeds.common import FeedRejected
+from controller.feeds.dispatch import parse_dispatch
+from controller.feeds.override import OverrideValidator, load_hmac_key
+from controller.feeds.pool_state import parse_pool_state
+from controller.feeds.price import PriceBook, parse_hashprice, parse_price_payload
+from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry, Reading
+from controller.runtime.topics import Topics, matches
+
+RejectHook = Callable[[str, str, str, bytes], None]  # (feed, reason, detail, payload)
+
+
+@dataclass(slots=True)
+class Trigger:
+    """The first event not yet served by a decision: what woke the loop and when (monotonic)."""
+
+    name: str
+    at: float
+
+
+class Inputs:
+    def __init__(self, config: Config, clock: Clock, on_reject: RejectHook) -> None:
+        self.config = config
+        self.clock = clock
+        self.topics = Topics.of(config)
+        self.on_reject = on_reject
+        self.prices = PriceBook(config.site.settlement_point)
+        self.hashprice: float | None = None
+        self.meters_kw: dict[str, Reading] = {}
+        self.frequency_hz: Reading | None = None
+        self.islanded: Reading | None = None
+        self.pools: dict[str, PoolTelemetry] = {}
+        self.feed_seen_at: dict[str, float] = {}
+        self.dispatch_inbox: list[DispatchInstruction] = []
+        self.override_inbox: list[OverrideRequest] = []
+        self.override_error: str | None = None
+        self.override_changed = False
+        self.cmd_seq: dict[str, int] = {}
+        self._nonces: dict[str, float] = {}
+        self.reconfigure(config)
+        self.wake = asyncio.Event()
+        self.trigger: Trigger | None = None
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a reloaded config (same devices; checked by the caller)."""
+        self.config = config
+        key = (
+            load_hmac_key(config.override.hmac_key_file) if config.override.hmac_key_file else None
+        )
+        self._validator = OverrideValidator(
+            config.override.max_ttl_s, config.override.max_clock_skew_s, key
+        )
+        if config.site.settlement_point != self.prices.settlement_point:
+            self.prices = PriceBook(config.site.settlement_point)
+        self._pool_max_kw = {p.name: p.max_kw for p in config.pools}
+        self._mqtt_pools = {p.name for p in config.pools if p.driver == "mqtt"}
+
+    # -- waking the loop ---------------------------------------------------------------------
+
+    def notify(self, name: str) -> None:
+        if self.trigger is None:
+            self.trigger = Trigger(name, self.clock.monotonic())
+        self.wake.set()
+
+    def take_trigger(self) -> Trigger | None:
+        trigger, self.trigger = self.trigger, None
+        self.wake.clear()
+        return trigger
+
+    # -- MQTT --------------------------------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Route one message; never raises (a bad message is rejected, not fatal)."""
+        t = self.topics
+        try:
+            if topic == t.override_set:
+                self._on_override(payload, retain)
+            elif topic.startswith(f"{t.prefix}/pools/") and topic.endswith("/state"):
+                self._on_pool_state(topic, payload)
+            elif topic.startswith(f"{t.prefix}/pools/") and topic.endswith("/cmd"):
+                self._on_own_cmd(topic, payload)
+            elif matches(t.dispatch, topic):
+                self._on_dispatch(payload)
+            elif t.hashprice and matches(t.hashprice, topic):
+                self.hashprice = parse_hashprice(payload)
+                self.feed_seen_at["hashprice"] = self.clock.time()
+            elif matches(t.price, topic):
+                self._on_price(payload)
+        except FeedRejected as exc:
+            self.on_reject(_feed_of(topic, t), exc.reason, exc.detail, payload)
+
+    def _on_price(self, payload: bytes) -> None:
+        now = self.clock.time()
+        acted = False
+        for record in parse_price_payload(payload, now):
+            if self.prices.accepts(record):
+                acted = self.prices.offer(record, now) or acted
+        self.feed_seen_at["price"] = now
+        if acted:
+            self.notify("price")
+
+    def _on_dispatch(self, payload: bytes) -> None:
+        now = self.clock.time()
+        mining_kw = sum(t.power_kw for t in self.pools.values())
+        self.dispatch_inbox.append(parse_dispatch(payload, now, mining_kw))
+        self.feed_seen_at["dispatch"] = now
+        self.notify("dispatch")
+
+    def _on_override(self, payload: bytes, retain: bool) -> None:
+        if retain:
+            # An override is a command, not a state: a retained copy replayed after a reconnect
+            # must not act again (nor flood last_error with "replayed nonce").
+            return
+        now = self.clock.time()
+        self._prune_nonces(now)
+        try:
+            request = self._validator.validate(payload, now, self._nonces)
+        except FeedRejected as exc:
+            self.override_error = f"{exc.reason}: {exc.detail}"
+            self.override_changed = True
+            raise
+        self._nonces[request.nonce] = now
+        self.override_error = None
+        self.override_changed = True
+        self.override_inbox.append(request)
+        self.notify("override")
+
+    def _prune_nonces(self, now: float) -> None:
+        # A nonce older than twice the skew window cannot pass the skew check again anyway.
+        horizon = now - 2 * self.config.override.max_clock_skew_s - 1.0
+        if self._nonces and next(iter(self._nonces.values())) < horizon:
+            self._nonces = {n: at for n, at in self._nonces.items() if at >= horizon}
+
+    def _on_pool_state(self, topic: str, payload: bytes) -> None:
+        name = topic[len(self.topics.prefix) + len("/pools/") : -len("/state")]
+        if name not in self._mqtt_pools:
+            return  # not ours (or a PLC/PDU pool, whose telemetry comes from Modbus)
+        now = self.clock.time()
+        self.pools[name] = parse_pool_state(payload, self._pool_max_kw[name], now)
+        self.notify("pool")
+
+    def _on_own_cmd(self, topic: str, payload: bytes) -> None:
+        name = topic[len(self.topics.prefix) + len("/pools/") : -len("/cmd")]
+        seq = _seq_of(payload)
+        if seq is not None and seq > self.cmd_seq.get(name, -1):
+            self.cmd_seq[name] = seq
+
+    # -- device telemetry (pollers) ------------------------------------------------------------
+
+    def set_pool_telemetry(self, name: str, telemetry: PoolTelemetry) -> None:
+        self.pools[name] = telemetry
+
+    # -- one decision's view -------------------------------------------------------------------
+
+    def snapshot(self, budget_failsafe: bool) -> Snapshot:
+        snap = Snapshot(
+            price=self.prices.acting,
+            hashprice_usd_per_ph_day=self.hashprice,
+            meters_kw=dict(self.meters_kw),
+            frequency_hz=self.frequency_hz,
+            islanded=self.islanded,
+            pools=dict(self.pools),
+            dispatch_inbox=tuple(self.dispatch_inbox),
+            override_inbox=tuple(self.override_inbox),
+            budget_failsafe=budget_failsafe,
+            cmd_seq=self.cmd_seq,
+        )
+        self.dispatch_inbox.clear()
+        self.override_inbox.clear()
+        return snap
+
+
+def _seq_of(payload: bytes) -> int | None:
+    """The seq of one of our own cmd documents (we wrote it; anything else is ignored)."""
+    import json
+
+    try:
+        seq = json.loads(payload).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else None
+
+
+def _feed_of(topic: str, t: Topics) -> str:
+    if topic == t.override_set:
+        return "override"
+    if topic.startswith(f"{t.prefix}/pools/"):
+        return "pool_state"
+    if matches(t.dispatch, topic):
+        return "dispatch"
+    if t.hashprice and matches(t.hashprice, topic):
+        return "hashprice"
+    return "price"

@@ -1,0 +1,124 @@
+"""JSON documents the controller publishes (CONTRACT 2.2-2.5). Pure functions of their inputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from controller import __version__
+from controller.clock import iso
+from controller.core.plan import DispatchAck, Plan
+from controller.core.state import Obligation, PoolState
+from controller.model import OverrideRequest
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def status(state: str, since: float, failsafe: frozenset[str] = frozenset()) -> bytes:
+    doc: dict[str, Any] = {"state": state, "since": iso(since), "version": __version__}
+    if failsafe:
+        doc["failsafe"] = sorted(failsafe)
+    return dumps(doc)
+
+
+def pool_cmd(ps: PoolState, at: float) -> bytes:
+    return dumps(
+        {"seq": ps.seq, "target_kw": round(ps.target_kw, 3), "at": iso(at), "reason": ps.reason}
+    )
+
+
+def plan(p: Plan) -> bytes:
+    pools = {
+        name: {"target_kw": round(ps.target_kw, 3), "reason": ps.reason, "state": ps.state}
+        for name, ps in p.pools.items()
+    }
+    return dumps(
+        {
+            "at": iso(p.at),
+            "price_usd_per_mwh": p.price_usd_per_mwh,
+            "mining_cap_kw": round(p.mining_cap_kw, 3),
+            "binding": p.binding,
+            "gpu_reserved_kw": round(p.gpu_reserved_kw, 3),
+            "mining_target_kw": round(p.mining_target_kw, 3),
+            "mining_measured_kw": round(p.mining_measured_kw, 3),
+            "failsafe": sorted(p.failsafe),
+            "pools": pools,
+        }
+    )
+
+
+def ack(a: DispatchAck) -> bytes:
+    return dumps(
+        {
+            "id": a.id,
+            "status": a.status,
+            "reason": a.reason,
+            "target_kw": None if a.target_kw is None else round(a.target_kw, 3),
+            "measured_kw": None if a.measured_kw is None else round(a.measured_kw, 3),
+            "at": iso(a.at),
+        }
+    )
+
+
+def rejected_ack(msg_id: str | None, reason: str, at: float) -> bytes:
+    return dumps(
+        {
+            "id": msg_id,
+            "status": "rejected",
+            "reason": reason,
+            "target_kw": None,
+            "measured_kw": None,
+            "at": iso(at),
+        }
+    )
+
+
+def dispatch_state(obligations: tuple[Obligation, ...]) -> bytes:
+    return dumps(
+        {
+            "obligations": [
+                {
+                    "id": o.id,
+                    "type": o.instruction.type.value,
+                    "cap_kw": round(o.cap_kw, 3),
+                    "deadline": iso(o.deadline),
+                    "status": o.status,
+                    **({"level": o.instruction.level} if o.instruction.level is not None else {}),
+                    "end": iso(o.instruction.end),
+                }
+                for o in obligations
+            ]
+        }
+    )
+
+
+def override_state(current: OverrideRequest | None, last_error: str | None) -> bytes:
+    if current is None:
+        return dumps(
+            {
+                "active": False,
+                "mode": "auto",
+                "limit_kw": None,
+                "expires_at": None,
+                "operator": None,
+                "reason": None,
+                "last_error": last_error,
+            }
+        )
+    return dumps(
+        {
+            "active": True,
+            "mode": current.mode,
+            "limit_kw": current.limit_kw,
+            "expires_at": iso(current.expires_at),
+            "operator": current.operator,
+            "reason": current.reason,
+            "last_error": last_error,
+        }
+    )
+
+
+def event(kind: str, at: float, **fields: Any) -> bytes:
+    return dumps({"event": kind, "at": iso(at), **fields})

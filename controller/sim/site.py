@@ -1,0 +1,170 @@
+"""A simulated site behind a config: Modbus meters, PDUs and PLCs, MQTT pool agents, and the
+physics that ties them together (what the site meter reads, what a PDU cut does to a pool).
+
+Used by `curtaild demo`, the integration tests and the benchmarks. Every device listens on the
+loopback port its config names; `site_config()` builds a config with free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+
+from controller.config import Config, MqttConfig
+from controller.sim.modbus_devices import SimMeter, SimModbusSite, SimModel, SimPdu, SimPlc
+from controller.sim.pool_agent import SimPoolAgent, SimPoolFleet
+
+PHYSICS_TICK_S = 0.05
+
+
+class SimSite:
+    """Owns every simulated device of a config; `await start()`, then `await stop()`."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        mqtt: MqttConfig | None = None,
+        gpu_kw: Mapping[str, float] | None = None,
+        agent_delay_s: float = 0.1,
+        stuck_pools: frozenset[str] = frozenset(),
+        plc_delay_s: float = 0.1,
+    ) -> None:
+        self.config = config
+        self.gpu_kw = dict(gpu_kw or {t.name: t.firm_kw * 0.9 for t in config.gpu_tenants})
+        self.aux_kw = config.site.aux_kw
+        self.modbus = SimModbusSite()  # one server per configured port (a gateway if shared)
+        self.pdus: dict[str, SimPdu] = {}
+        for p in config.pdus:
+            self.pdus[p.name] = SimPdu(
+                p.outlets,
+                p.outlet_kw,
+                unit_id=p.unit_id,
+                first_coil=p.first_coil,
+                first_power_register=p.first_power_register,
+            )
+        self.plcs: dict[str, SimPlc] = {
+            p.name: SimPlc(p.max_kw, plc_delay_s, unit_id=p.unit_id or 1)
+            for p in config.pools
+            if p.driver == "modbus"
+        }
+        self.meters: dict[str, SimMeter] = {}
+        for m in config.meters:
+            source = self._meter_source(m.name, m.role)
+            self.meters[m.name] = SimMeter(unit_id=m.unit_id, power_source=source)
+        self.agents = {
+            p.name: SimPoolAgent(
+                config.mqtt.topic_prefix,
+                p.name,
+                p.max_kw,
+                agent_delay_s,
+                ignore_commands=p.name in stuck_pools,
+            )
+            for p in config.pools
+            if p.driver == "mqtt"
+        }
+        self.fleet = (
+            SimPoolFleet(mqtt or config.mqtt, self.agents.values()) if self.agents else None
+        )
+        self._tenant_of_meter = {m: t.name for t in config.gpu_tenants for m in t.meters}
+        self._meters_of_tenant = {t.name: len(t.meters) for t in config.gpu_tenants}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- what the meters read ----------------------------------------------------------------
+
+    def mining_kw(self) -> float:
+        return sum(self.pool_power_kw().values())
+
+    def pool_power_kw(self) -> dict[str, float]:
+        power: dict[str, float] = {}
+        for p in self.config.pools:
+            if p.driver == "mqtt":
+                power[p.name] = self.agents[p.name].power_kw
+            elif p.driver == "modbus":
+                power[p.name] = self.plcs[p.name].measured_kw() * self._energised(p.pdus)
+            else:
+                power[p.name] = sum(self.pdus[n].power_kw() for n in p.pdus)
+        return power
+
+    def _energised(self, pdus: list[str]) -> float:
+        """Share of a pool's outlets that are on (1.0 without PDUs)."""
+        outlets = [on for n in pdus for on in self.pdus[n].outlets_on]
+        return 1.0 if not outlets else sum(outlets) / len(outlets)
+
+    def _meter_source(self, name: str, role: str) -> Callable[[], float]:
+        def read_kw() -> float:
+            if role == "site":
+                return sum(self.gpu_kw.values()) + self.mining_kw() + self.aux_kw
+            if role == "gpu":
+                tenant = self._tenant_of_meter.get(name)
+                return (
+                    0.0 if tenant is None else self.gpu_kw[tenant] / self._meters_of_tenant[tenant]
+                )
+            return self.aux_kw
+
+        return read_kw
+
+    def set_frequency_hz(self, hz: float) -> None:
+        """Grid frequency as every site meter reports it."""
+        for m in self.config.meters:
+            if m.role == "site":
+                self.meters[m.name].set_frequency_hz(hz)
+
+    def set_islanded(self, islanded: bool) -> None:
+        for m in self.config.meters:
+            if m.role == "site":
+                self.meters[m.name].set_islanded(islanded)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._start_servers()
+        if self.fleet is not None:
+            self._tasks.append(asyncio.create_task(self.fleet.run(), name="sim-fleet"))
+        self._tasks.append(asyncio.create_task(self._physics(), name="sim-physics"))
+
+    async def _start_servers(self) -> None:
+        by_port: dict[int, list[SimModel]] = {}
+        for p in self.config.pdus:
+            by_port.setdefault(p.port, []).append(self.pdus[p.name])
+        for pool in self.config.pools:
+            if pool.driver == "modbus" and pool.port is not None:
+                by_port.setdefault(pool.port, []).append(self.plcs[pool.name])
+        for m in self.config.meters:
+            by_port.setdefault(m.port, []).append(self.meters[m.name])
+        for port, models in by_port.items():
+            server = self.modbus.gateway(*models)
+            await server.start(port)
+
+    async def stop(self) -> None:
+        if self.fleet is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.fleet.close(), 3.0)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.modbus.stop()
+
+    async def _physics(self) -> None:
+        """PDU outlets decide what an agent's miners can draw; outlet registers show the load."""
+        while True:
+            for p in self.config.pools:
+                if not p.pdus:
+                    continue
+                share = self._energised(p.pdus)
+                if p.driver == "mqtt":
+                    agent = self.agents[p.name]
+                    agent.force_power_kw(None if share >= 1.0 else agent.max_kw * share)
+                if p.driver != "pdu":
+                    self._spread_load(p.pdus, self.pool_power_kw()[p.name])
+            await asyncio.sleep(PHYSICS_TICK_S)
+
+    def _spread_load(self, pdus: list[str], pool_kw: float) -> None:
+        outlets = [(n, i) for n in pdus for i in range(len(self.pdus[n].outlets_on))]
+        on = [(n, i) for n, i in outlets if self.pdus[n].outlets_on[i]]
+        per_outlet_w = 0.0 if not on else pool_kw * 1000.0 / len(on)
+        for n, i in outlets:
+            self.pdus[n].set_outlet_load_w(i, min(per_outlet_w, 65535.0))
