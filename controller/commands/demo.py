@@ -13,7 +13,6 @@ import contextlib
 import json
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from controller import logs
 from controller.adapters.broker import EmbeddedBroker
 from controller.adapters.mqtt import MqttSession
 from controller.app import Daemon, run_main
-from controller.clock import iso
 from controller.errors import UsageError
 from controller.feeds.ercot import iter_905_rows
 from controller.sim.demo_site import demo_config
@@ -113,6 +111,9 @@ async def _replay(
     live = sys.stdout.isatty() and not args.plain
     total = len(records)
     for i, record in enumerate(records):
+        if daemon.stop_requested.is_set():  # Ctrl-C or SIGTERM reached the daemon's handler
+            print("\nstopping on signal")
+            break
         feeder.publish(topic, json.dumps(record, separators=(",", ":")), 1, False)
         await scenario.at_progress(i / total, record)
         await asyncio.sleep(args.speed)
@@ -123,6 +124,3 @@ async def _replay(
             print(line)
     if live:
         print()
-
-
-__all__ = ["demo_command", "iso", "time"]

@@ -56,7 +56,8 @@ class Scenario:
         plan = self.daemon.loop.plan
         fleet_kw = sum(p.max_kw for p in self.config.pools)
         mining_kw = 0.0 if plan is None else plan.mining_measured_kw
-        if "ecrs" not in self._done and fraction >= 0.3 and mining_kw >= 0.6 * fleet_kw:
+        busy = mining_kw >= 0.6 * fleet_kw
+        if "ecrs" not in self._done and (fraction >= 0.5 or (fraction >= 0.3 and busy)):
             self._done.add("ecrs")  # deployed while most of the fleet mines, to show the cut
             self._ecrs()
             self._ecrs_at = fraction
