@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,7 @@ class Daemon:
         )
         self._watchdog_s = systemd.watchdog_interval_s()
         self._last_watchdog = 0.0
+        self._notify_failed = False
 
     def _build_devices(self, config: Config) -> Devices:
         endpoints = EndpointPool(timeout_s=MODBUS_TIMEOUT_S, clock=self.clock.monotonic)
@@ -141,7 +142,16 @@ class Daemon:
         now = self.clock.monotonic()
         if now - self._last_watchdog >= self._watchdog_s / 2:
             self._last_watchdog = now
-            systemd.watchdog()
+            self._notify(systemd.watchdog)
+
+    def _notify(self, send: Callable[[], bool]) -> None:
+        """sd_notify must never stop the controller: report the first failure, keep deciding."""
+        try:
+            send()
+        except systemd.NotifyError as exc:
+            if not self._notify_failed:
+                self._notify_failed = True
+                log.error("systemd notification failed; continuing", error=str(exc))  # noqa: TRY400
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -191,8 +201,8 @@ class Daemon:
             await asyncio.sleep(0.05)
         self.loop.set_status("online")
         await self.loop.step()
-        systemd.ready()
-        systemd.status(f"online: {len(self.config.pools)} pools")
+        self._notify(systemd.ready)
+        self._notify(lambda: systemd.status(f"online: {len(self.config.pools)} pools"))
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -205,7 +215,7 @@ class Daemon:
     ) -> None:
         action = self.config.control.shutdown_action
         log.info("stopping", shutdown_action=action)
-        systemd.stopping()
+        self._notify(systemd.stopping)
         self.loop.frozen = True
         loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -248,7 +258,7 @@ class Daemon:
     def reload(self) -> None:
         if self.config_path is None:
             return
-        systemd.reloading()
+        self._notify(systemd.reloading)
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
@@ -256,7 +266,7 @@ class Daemon:
                 "reload refused: invalid config, keeping the running one", problems=exc.problems
             )
             self.observer.event("reload_refused", problems=exc.problems)
-            systemd.ready()
+            self._notify(systemd.ready)
             return
         if _devices_key(new) != _devices_key(self.config):
             msg = (
@@ -265,7 +275,7 @@ class Daemon:
             )
             log.error(msg)
             self.observer.event("reload_refused", problems=[msg])
-            systemd.ready()
+            self._notify(systemd.ready)
             return
         self.config = new
         self.inputs.reconfigure(new)
@@ -273,7 +283,7 @@ class Daemon:
         self.inputs.notify("reload")
         log.info("config reloaded", path=str(self.config_path))
         self.observer.event("reloaded")
-        systemd.ready()
+        self._notify(systemd.ready)
 
 
 def _devices_key(config: Config) -> tuple[object, ...]:

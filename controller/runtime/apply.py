@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.adapters.modbus import DeviceError
 from controller.clock import Clock
@@ -36,9 +36,11 @@ class ApplyReport:
     first_at: float | None = None  # monotonic
     last_at: float | None = None
     failures: int = 0
+    by_driver: dict[str, int] = field(default_factory=dict)
 
-    def mark(self, at: float) -> None:
+    def mark(self, at: float, driver: str) -> None:
         self.commands += 1
+        self.by_driver[driver] = self.by_driver.get(driver, 0) + 1
         if self.first_at is None:
             self.first_at = at
         self.last_at = at
@@ -89,7 +91,7 @@ class Applier:
                     self.topics.pool_cmd(name), payloads.pool_cmd(ps, plan.at), 1, True
                 ):
                     self._sent_seq[name] = ps.seq
-                    report.mark(self._clock.monotonic())
+                    report.mark(self._clock.monotonic(), "mqtt")
             elif driver == "modbus":
                 writes.append(self._write_setpoint(name, ps, report))
             elif driver == "pdu" and not self._pool_pdus[name]:
@@ -142,7 +144,7 @@ class Applier:
                 report.failures += 1
                 return
         self._sent_seq[name] = ps.seq
-        report.mark(self._clock.monotonic())
+        report.mark(self._clock.monotonic(), "modbus")
 
     async def _write_outlets(
         self, pdu: str, states: tuple[bool, ...], plan: Plan, report: ApplyReport
@@ -160,7 +162,7 @@ class Applier:
                 return
         self._written[pdu] = states
         if writes:
-            report.mark(self._clock.monotonic())
+            report.mark(self._clock.monotonic(), "pdu")
         pool = self._pool_of_pdu[pdu]
         if self._drivers[pool] == "pdu":
             # An outlet-switched pool has applied its command once all its PDUs match the plan.

@@ -60,6 +60,7 @@ class ControlLoop:
         self.on_cycle: Callable[[], None] | None = None  # the systemd watchdog, from the loop
         self._plan_key: tuple[object, ...] | None = None
         self._failsafe: frozenset[str] = frozenset()
+        self._drivers = {p.name: p.driver for p in config.pools}
 
     async def run(self) -> None:
         tick_s = self.config.control.tick_s
@@ -90,7 +91,10 @@ class ControlLoop:
         self.plan = decision.plan
         report = await self.applier.apply(decision.plan)
         self.stats.last_report = report
-        self.observer.decided(decision, elapsed_s, trigger, report)
+        self.observer.decided(decision, snap, elapsed_s, trigger, report)
+        if self.inputs.feed_seen_at:
+            self.observer.feeds_seen(self.inputs.feed_seen_at)
+            self.inputs.feed_seen_at = {}
         self._publish_changes(decision, previous)
         self.first_decision.set()
         return decision
@@ -146,6 +150,8 @@ class ControlLoop:
             old = before.get(name)
             if old is ps:
                 continue
+            if old is not None and not old.confirmed and ps.confirmed and old.seq == ps.seq:
+                self.observer.confirmed(self._drivers[name], plan.at - ps.target_at)
             if old is None or old.seq != ps.seq:
                 commands[name] = {
                     "seq": ps.seq,

@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.adapters.metrics import Metrics
 from controller.clock import Clock
-from controller.core.plan import Decision
+from controller.core.plan import Decision, Snapshot
 from controller.drivers.health import HealthTransition
 from controller.logs import get
 from controller.runtime import payloads
@@ -43,10 +43,18 @@ class Observer:
         self.reactions: deque[tuple[str, float, float]] = deque(maxlen=256)
 
     def decided(
-        self, decision: Decision, elapsed_s: float, trigger: Trigger | None, report: ApplyReport
+        self,
+        decision: Decision,
+        snap: Snapshot,
+        elapsed_s: float,
+        trigger: Trigger | None,
+        report: ApplyReport,
     ) -> None:
         self.metrics.observe_decision(elapsed_s)
         self.metrics.update_from_decision(decision)
+        self.metrics.update_from_snapshot(snap)
+        for driver, n in report.by_driver.items():
+            self.metrics.command_sent(driver, n)
         if trigger is not None and report.first_at is not None and report.last_at is not None:
             first_s = report.first_at - trigger.at
             last_s = report.last_at - trigger.at
@@ -83,6 +91,13 @@ class Observer:
         log.warning(
             "input rejected", feed=feed, reason=reason, detail=detail, suppressed_since_last=more
         )
+
+    def feeds_seen(self, seen_at: dict[str, float]) -> None:
+        for feed, at in seen_at.items():
+            self.metrics.feed_seen(feed, at)
+
+    def confirmed(self, driver: str, seconds: float) -> None:
+        self.metrics.observe_command_confirm(driver, seconds)
 
     def protected_refused(self, pdu: str) -> None:
         self.metrics.protected_write_refused()

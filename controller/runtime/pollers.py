@@ -7,6 +7,7 @@ unknown in decide() (DESIGN point 3). Health records every outcome and logs tran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 
 from controller.adapters.modbus import DeviceError
@@ -26,6 +27,9 @@ SITE_METER_POLL_S = 0.1
 METER_POLL_S = 1.0
 PLC_POLL_S = 0.25
 PDU_POOL_POLL_S = 0.5
+# Other PDUs (setpoint pools' hard-cut path, GPU tenants' protected ones) are only watched: their
+# outlet states keep the driver's diff honest (a hand-switched outlet) and their health visible.
+PDU_WATCH_S = 5.0
 
 
 class Pollers:
@@ -50,6 +54,8 @@ class Pollers:
         self.pool_pdus = {
             p.name: [pdus[n] for n in p.pdus] for p in config.pools if p.driver == "pdu"
         }
+        switched = {d.name for drivers in self.pool_pdus.values() for d in drivers}
+        self.watched = [d for name, d in pdus.items() if name not in switched]
         # A meter change larger than this wakes the loop at once instead of waiting a tick.
         self.wake_delta_kw = max(10.0, config.site.margin_kw / 4)
 
@@ -58,6 +64,7 @@ class Pollers:
             asyncio.create_task(self._meter(m), name=f"poll-{m.name}") for m in self.config.meters
         ]
         tasks += [asyncio.create_task(self._plc(n), name=f"poll-{n}") for n in self.plcs]
+        tasks += [asyncio.create_task(self._watch(d), name=f"watch-{d.name}") for d in self.watched]
         tasks += [
             asyncio.create_task(self._pdu_pool(n, d), name=f"poll-{n}")
             for n, d in self.pool_pdus.items()
@@ -129,6 +136,13 @@ class Pollers:
                 seq = self.applier.applied_seq(name)
                 self._store(name, PoolTelemetry(total_kw, None, True, seq, now))
             await _sleep_rest(PDU_POOL_POLL_S, started, self.clock)
+
+    async def _watch(self, driver: PduDriver) -> None:
+        health = self.health.device(driver.name)
+        while True:
+            with contextlib.suppress(DeviceError):
+                await health.run(driver.read_outlets)  # reads only: protected PDUs too
+            await asyncio.sleep(PDU_WATCH_S)
 
     def _store(self, name: str, telemetry: PoolTelemetry) -> None:
         last = self.inputs.pools.get(name)

@@ -173,3 +173,18 @@ def test_aux_estimate_is_held_while_pools_are_in_transition() -> None:
     assert decide(snap, settled.state, settled.now + 0.1, settled.config).plan.mining_cap_kw == (
         pytest.approx(15500)
     )
+
+
+def test_decision_budget_failsafe_never_raises() -> None:
+    from dataclasses import replace
+
+    from controller.core.decide import decide
+
+    sim = SiteSim(make_config(control={"ramp_up_kw_per_s": 3000}))
+    sim.run(3)
+    assert sim.state is not None and sim.last is not None
+    before = sim.last.plan.mining_target_kw
+    snap = replace(sim.snapshot(), budget_failsafe=True)
+    decision = decide(snap, sim.state, sim.now + 1, sim.config)
+    assert "decision_budget" in decision.plan.failsafe
+    assert decision.plan.mining_target_kw == before
