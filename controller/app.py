@@ -13,25 +13,22 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from controller.adapters import systemd
 from controller.adapters.metrics import Metrics, MetricsServer
-from controller.adapters.modbus import EndpointPool, quiet_pymodbus_logs
+from controller.adapters.modbus import quiet_pymodbus_logs
 from controller.adapters.mqtt import MqttSession, OutMessage
 from controller.clock import Clock, SystemClock
 from controller.config import Config, load_config
 from controller.drivers.health import BackoffPolicy, HealthBoard
-from controller.drivers.meter import MeterDriver
-from controller.drivers.modbus_pool import ModbusPoolDriver
-from controller.drivers.pdu import PduDriver
 from controller.errors import ConfigError
 from controller.logs import get
 from controller.model import OverrideRequest
 from controller.runtime import payloads
 from controller.runtime.apply import Applier
+from controller.runtime.devices import build_devices, devices_key
 from controller.runtime.inputs import Inputs
 from controller.runtime.loop import ControlLoop
 from controller.runtime.observe import Observer
@@ -41,15 +38,6 @@ from controller.runtime.topics import Topics
 log = get("curtaild")
 STARTUP_BROKER_WAIT_S = 3.0
 STARTUP_TELEMETRY_WAIT_S = 2.0
-MODBUS_TIMEOUT_S = 1.0
-
-
-@dataclass
-class Devices:
-    meters: dict[str, MeterDriver]
-    pdus: dict[str, PduDriver]
-    plcs: dict[str, ModbusPoolDriver]
-    endpoints: EndpointPool
 
 
 class Daemon:
@@ -76,7 +64,7 @@ class Daemon:
             policy=BackoffPolicy(),
             on_transition=self.observer.device_transition,
         )
-        self.devices = self._build_devices(config)
+        self.devices = build_devices(config, self.clock, self.observer.protected_refused)
         self.applier = Applier(
             config, self._publish, self.devices.pdus, self.devices.plcs, self.health, self.clock
         )
@@ -96,20 +84,6 @@ class Daemon:
         self._watchdog_s = systemd.watchdog_interval_s()
         self._last_watchdog = 0.0
         self._notify_failed = False
-
-    def _build_devices(self, config: Config) -> Devices:
-        endpoints = EndpointPool(timeout_s=MODBUS_TIMEOUT_S, clock=self.clock.monotonic)
-        meters = {m.name: MeterDriver(m, endpoints.get(m.host, m.port)) for m in config.meters}
-        pdus = {
-            p.name: PduDriver(p, endpoints.get(p.host, p.port), self.observer.protected_refused)
-            for p in config.pdus
-        }
-        plcs = {
-            p.name: ModbusPoolDriver(p, endpoints.get(p.host or "", p.port or 0))
-            for p in config.pools
-            if p.driver == "modbus"
-        }
-        return Devices(meters, pdus, plcs, endpoints)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -268,7 +242,7 @@ class Daemon:
             self.observer.event("reload_refused", problems=exc.problems)
             self._notify(systemd.ready)
             return
-        if _devices_key(new) != _devices_key(self.config):
+        if devices_key(new) != devices_key(self.config):
             msg = (
                 "reload refused: devices, broker or metrics changed; restart to apply "
                 "(systemctl restart curtaild)"
@@ -284,34 +258,6 @@ class Daemon:
         log.info("config reloaded", path=str(self.config_path))
         self.observer.event("reloaded")
         self._notify(systemd.ready)
-
-
-def _devices_key(config: Config) -> tuple[object, ...]:
-    """What a reload cannot change in place: connections, topics and the device set."""
-    pools = tuple(
-        (
-            p.name,
-            p.driver,
-            p.host,
-            p.port,
-            p.unit_id,
-            tuple(p.pdus),
-            p.setpoint_register,
-            p.measured_register,
-        )
-        for p in config.pools
-    )
-    return (
-        config.mqtt.model_dump_json(),
-        config.metrics.listen,
-        config.feeds.price_topic,
-        config.feeds.dispatch_topic,
-        config.feeds.hashprice_topic,
-        tuple(m.model_dump_json() for m in config.meters),
-        tuple(p.model_dump_json() for p in config.pdus),
-        tuple((t.name, tuple(t.meters), tuple(t.pdus)) for t in config.gpu_tenants),
-        pools,
-    )
 
 
 def _retained(topic: str, payload: bytes) -> OutMessage:

@@ -1,0 +1,68 @@
+"""The site's Modbus devices, built from the config, and what a reload may not change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.adapters.modbus import EndpointPool
+from controller.clock import Clock
+from controller.config import Config
+from controller.drivers.meter import MeterDriver
+from controller.drivers.modbus_pool import ModbusPoolDriver
+from controller.drivers.pdu import PduDriver
+
+MODBUS_TIMEOUT_S = 1.0
+
+
+@dataclass
+class Devices:
+    meters: dict[str, MeterDriver]
+    pdus: dict[str, PduDriver]
+    plcs: dict[str, ModbusPoolDriver]
+    endpoints: EndpointPool  # one connection and lock per (host, port): a gateway is shared
+
+
+def build_devices(
+    config: Config, clock: Clock, on_protected_refused: Callable[[str], None]
+) -> Devices:
+    endpoints = EndpointPool(timeout_s=MODBUS_TIMEOUT_S, clock=clock.monotonic)
+    meters = {m.name: MeterDriver(m, endpoints.get(m.host, m.port)) for m in config.meters}
+    pdus = {
+        p.name: PduDriver(p, endpoints.get(p.host, p.port), on_protected_refused)
+        for p in config.pdus
+    }
+    plcs = {
+        p.name: ModbusPoolDriver(p, endpoints.get(p.host or "", p.port or 0))
+        for p in config.pools
+        if p.driver == "modbus"
+    }
+    return Devices(meters, pdus, plcs, endpoints)
+
+
+def devices_key(config: Config) -> tuple[object, ...]:
+    """What a reload cannot change in place: connections, topics and the device set."""
+    pools = tuple(
+        (
+            p.name,
+            p.driver,
+            p.host,
+            p.port,
+            p.unit_id,
+            tuple(p.pdus),
+            p.setpoint_register,
+            p.measured_register,
+        )
+        for p in config.pools
+    )
+    return (
+        config.mqtt.model_dump_json(),
+        config.metrics.listen,
+        config.feeds.price_topic,
+        config.feeds.dispatch_topic,
+        config.feeds.hashprice_topic,
+        tuple(m.model_dump_json() for m in config.meters),
+        tuple(p.model_dump_json() for p in config.pdus),
+        tuple((t.name, tuple(t.meters), tuple(t.pdus)) for t in config.gpu_tenants),
+        pools,
+    )
