@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from controller.adapters import systemd
-from controller.adapters.metrics import Metrics, MetricsServer
+from controller.adapters.metrics import Metrics
+from controller.adapters.metrics_server import MetricsServer
 from controller.adapters.modbus import quiet_pymodbus_logs
 from controller.adapters.mqtt import MqttSession, OutMessage
 from controller.clock import Clock, SystemClock

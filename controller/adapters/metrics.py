@@ -28,14 +28,9 @@ prometheus-client; the daemon is the only user of the library in its process.
 
 from __future__ import annotations
 
-import errno
 import os
-import socket
-import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar, get_args
-from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
@@ -47,15 +42,14 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
-    start_http_server,
 )
 
 from controller import __version__
+from controller.adapters.metrics_server import MetricsServer, start_server
 from controller.clock import Clock, SystemClock
 from controller.config import Config
 from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.state import ControllerState, Obligation, PoolState, PoolStateName
-from controller.errors import CurtaildError
 from controller.model import REDUCTION_TYPES, DispatchType, PoolTelemetry, PriceProduct, Reading
 
 W_PER_KW = 1000.0
@@ -85,68 +79,6 @@ DECISION_BUCKETS_S = _buckets(-5, 0)  # 10 us .. 1 s
 EVENT_BUCKETS_S = _buckets(-4, 1)  # 100 us .. 10 s
 # Command to telemetry confirming it: agents report about every second; timeouts are seconds.
 CONFIRM_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
-
-
-class MetricsServerError(CurtaildError):
-    """The metrics endpoint cannot be served: names the address, the cause and the fix."""
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """Split "host:port" (IPv6 as "[::1]:9108"); an empty host means every IPv4 interface."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise MetricsServerError(
-            f"metrics listen {listen!r}: expected host:port with a port 0-65535; "
-            "set [metrics] listen, e.g. 127.0.0.1:9108"
-        )
-    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"  # noqa: S104 (asked for)
-    return host, int(port_text)
-
-
-@dataclass(slots=True)
-class MetricsServer:
-    """A running /metrics endpoint; `port` is the bound one (useful when asked for port 0)."""
-
-    host: str
-    port: int
-    _httpd: WSGIServer
-    _thread: threading.Thread
-
-    def close(self) -> None:
-        """Stop serving and free the port; blocks up to the server's 0.5 s poll interval."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5.0)
-
-
-def start_server(listen: str, registry: CollectorRegistry) -> MetricsServer:
-    """Serve `registry` on `listen` from a daemon thread.
-
-    Thread, not event loop: rendering thousands of series takes tens of ms, and the control loop
-    must not stall for a scrape.
-    """
-    host, port = parse_listen(listen)
-    try:
-        httpd, thread = start_http_server(port, addr=host, registry=registry)
-    except OSError as exc:
-        raise MetricsServerError(f"metrics listen {host}:{port}: {_bind_hint(exc)}") from exc
-    return MetricsServer(host, int(httpd.server_port), httpd, thread)
-
-
-def _bind_hint(exc: OSError) -> str:
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host ({exc.strerror}); set [metrics] listen to an address"
-    if exc.errno == errno.EADDRINUSE:
-        return "address in use; set [metrics] listen to a free port"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        # Below 1024 without privileges, or outside the unit's SocketBindAllow=.
-        return (
-            "permission denied; use a port above 1023 in [metrics] listen and allow it in "
-            "the unit's SocketBindAllow="
-        )
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return "address not on this host; set [metrics] listen to a local address"
-    return f"{exc.strerror or exc}; check [metrics] listen"
 
 
 class Metrics:
@@ -401,6 +333,7 @@ class Metrics:
     # -- serving -----------------------------------------------------------------------------------
 
     def start_server(self, listen: str) -> MetricsServer:
+        """Serve this registry on `listen`; raises MetricsServerError (see metrics_server)."""
         return start_server(listen, self.registry)
 
     def exposition(self) -> bytes:

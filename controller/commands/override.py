@@ -15,7 +15,7 @@ import secrets
 import time
 from typing import Any
 
-from controller.adapters.mqtt import request_reply
+from controller.adapters.mqtt_oneshot import request_reply
 from controller.clock import iso
 from controller.config import Config, load_config
 from controller.errors import CurtaildError, UsageError

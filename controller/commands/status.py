@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from controller.adapters.mqtt import fetch_retained
+from controller.adapters.mqtt_oneshot import fetch_retained
 from controller.config import load_config
 from controller.errors import CurtaildError
 from controller.runtime.topics import Topics

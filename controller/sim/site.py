@@ -12,7 +12,8 @@ import contextlib
 from collections.abc import Callable, Mapping
 
 from controller.config import Config, MqttConfig
-from controller.sim.modbus_devices import SimMeter, SimModbusSite, SimModel, SimPdu, SimPlc
+from controller.sim.modbus_devices import SimMeter, SimPdu, SimPlc
+from controller.sim.modbus_server import SimModbusSite, SimModel
 from controller.sim.pool_agent import SimPoolAgent, SimPoolFleet
 
 PHYSICS_TICK_S = 0.05

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from controller.adapters.modbus import EndpointPool
-from controller.sim.modbus_devices import SimModbusSite
+from controller.sim.modbus_server import SimModbusSite
 from tests.drivers.helpers import TIMEOUT_S, FakeClock
 
 

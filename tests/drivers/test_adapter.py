@@ -17,7 +17,8 @@ from controller.adapters.modbus import (
     float32_to_registers,
     registers_to_float32s,
 )
-from controller.sim.modbus_devices import SimMeter, SimModbusSite, SimPdu, SimPlc
+from controller.sim.modbus_devices import SimMeter, SimPdu, SimPlc
+from controller.sim.modbus_server import SimModbusSite
 from tests.drivers.helpers import TIMEOUT_S
 
 

@@ -13,7 +13,8 @@ from controller.drivers.health import (
     HealthTransition,
 )
 from controller.drivers.meter import MeterDriver
-from controller.sim.modbus_devices import SimMeter, SimModbusSite
+from controller.sim.modbus_devices import SimMeter
+from controller.sim.modbus_server import SimModbusSite
 from tests.drivers.helpers import FakeClock, meter_cfg
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from controller.adapters.modbus import DeviceError, EndpointPool
 from controller.drivers.meter import MeterDriver, MeterSample
-from controller.sim.modbus_devices import SimMeter, SimModbusSite
+from controller.sim.modbus_devices import SimMeter
+from controller.sim.modbus_server import SimModbusSite
 from tests.drivers.helpers import meter_cfg
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from controller.adapters.modbus import DeviceError, EndpointPool
 from controller.drivers.modbus_pool import ModbusPoolDriver, PlcMeasurement
-from controller.sim.modbus_devices import SimModbusSite, SimPlc
+from controller.sim.modbus_devices import SimPlc
+from controller.sim.modbus_server import SimModbusSite
 from tests.drivers.helpers import FakeClock, plc_cfg
 
 

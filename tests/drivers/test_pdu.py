@@ -8,7 +8,8 @@ import pytest
 
 from controller.adapters.modbus import DeviceError, EndpointPool
 from controller.drivers.pdu import PduDriver, ProtectedWriteRefused, changed_runs
-from controller.sim.modbus_devices import SimModbusSite, SimPdu
+from controller.sim.modbus_devices import SimPdu
+from controller.sim.modbus_server import SimModbusSite
 from tests.drivers.helpers import pdu_cfg
 
 

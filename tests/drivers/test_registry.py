@@ -16,7 +16,8 @@ from controller.drivers.registry import (
     UnknownDriverKindError,
     default_registry,
 )
-from controller.sim.modbus_devices import SimModbusSite, SimPdu
+from controller.sim.modbus_devices import SimPdu
+from controller.sim.modbus_server import SimModbusSite
 from tests.drivers.helpers import meter_cfg, pdu_cfg, plc_cfg
 
 

@@ -75,7 +75,7 @@ async def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
 async def test_retained_topics_come_back_after_a_broker_restart(
     fresh_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    from controller.adapters.mqtt import fetch_retained
+    from controller.adapters.mqtt_oneshot import fetch_retained
 
     mqtt = fresh_broker.mqtt_config()
     async with live_site(mqtt, tmp_path) as site:

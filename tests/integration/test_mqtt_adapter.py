@@ -10,14 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from controller.adapters.broker import EmbeddedBroker
-from controller.adapters.mqtt import (
-    BrokerUnreachable,
-    MqttSession,
-    OutMessage,
-    fetch_retained,
-    publish_once,
-    request_reply,
-)
+from controller.adapters.mqtt import BrokerUnreachable, MqttSession, OutMessage
+from controller.adapters.mqtt_oneshot import fetch_retained, publish_once, request_reply
 from controller.config import MqttConfig
 from tests.support import (
     MosquittoBroker,

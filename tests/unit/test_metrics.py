@@ -11,7 +11,8 @@ from dataclasses import replace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.adapters.metrics import Metrics, MetricsServerError, parse_listen
+from controller.adapters.metrics import Metrics
+from controller.adapters.metrics_server import MetricsServerError, parse_listen
 from controller.core.plan import Plan
 from controller.core.state import ControllerState, Obligation, PoolState
 from tests.unit.factories import T0, dispatch, override, reading, telemetry
