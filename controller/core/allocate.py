@@ -20,7 +20,12 @@ class Budget:
 
 
 def allocate_pool(
-    spec: PoolSpec, wants_run: bool, available_kw: float, previous_kw: float, budget: Budget
+    spec: PoolSpec,
+    wants_run: bool,
+    available_kw: float,
+    previous_kw: float,
+    previous_outlets: int | None,
+    budget: Budget,
 ) -> tuple[float, int | None, bool, bool]:
     """(target_kw, outlets_on, cap_limited, ramp_limited) for one pool; updates the budget."""
     desired = min(available_kw, budget.remaining_kw) if wants_run else 0.0
@@ -35,7 +40,13 @@ def allocate_pool(
                 desired, ramp_limited = allowed, True
     outlets_on: int | None = None
     if spec.outlet_steps_kw is not None:
-        desired, outlets_on = round_to_outlets(spec.outlet_steps_kw, desired)
+        rounded, count = round_to_outlets(spec.outlet_steps_kw, desired)
+        if desired >= previous_kw - _EPS_KW and rounded < previous_kw - _EPS_KW:
+            # Rounding a hold or a (ramp-limited) raise down would cut: keep what runs.
+            outlets_on = previous_outlets
+            desired = previous_kw
+        else:
+            desired, outlets_on = rounded, count
     if desired > previous_kw:
         budget.ramp_left_kw = max(0.0, budget.ramp_left_kw - (desired - previous_kw))
     budget.remaining_kw = max(0.0, budget.remaining_kw - desired)

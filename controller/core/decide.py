@@ -130,15 +130,18 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
         else:
             wants = price_wants_run(ps, spec, mode, price, hashprice, config.economics, now)
         available_kw = spec.max_kw
-        if t is not None and t.available_kw is not None:
+        # Outlet pools are sized by the cap alone: their outlets bound what they can draw.
+        if t is not None and t.available_kw is not None and spec.outlet_steps_kw is None:
             available_kw = min(available_kw, t.available_kw)
         target_kw, outlets_on, cap_limited, ramp_limited = allocate_pool(
-            spec, wants, available_kw, ps.target_kw, budget
+            spec, wants, available_kw, ps.target_kw, ps.outlets_on, budget
         )
         if tripped:
             reason = "frequency"
         elif ps.faulted or unreachable:
             reason = "safety"
+        elif wants and available_kw <= 0.0:
+            reason = "safety"  # the device reports nothing available: not a price decision
         elif not wants:
             reason = "override" if mode is PriceMode.RUN else _price_reason(mode)
         elif ramp_limited:
@@ -232,18 +235,13 @@ def _seed_pools(site: SiteModel, state: ControllerState, snap: Snapshot) -> dict
             t = snap.pools.get(spec.name)
             power_kw = t.power_kw if t is not None else 0.0
             running = power_kw > spec.tolerance_kw
-            outlets = None
-            target_kw = power_kw if running else 0.0
-            if spec.outlet_steps_kw is not None:
-                # Outlet pools draw less than their outlets' rating: seed at the energised
-                # nominal, or the first decision would round the measured draw down a step.
-                outlets = len(spec.outlet_steps_kw) - 1 if running else 0
-                target_kw = spec.outlet_steps_kw[outlets]
+            # Outlet pools: which outlets are on is unknown until decide() commands them
+            # (outlets_on None); the applier leaves them as they are until then (I6).
             ps = PoolState(
-                target_kw=target_kw,
+                target_kw=power_kw if running else 0.0,
                 seq=max(t.applied_seq if t is not None else 0, snap.cmd_seq.get(spec.name, 0)),
                 on=running,
-                outlets_on=outlets,
+                outlets_on=None if running or spec.outlet_steps_kw is None else 0,
                 state="running" if running else "curtailed",
             )
         seeded[spec.name] = ps

@@ -125,6 +125,8 @@ class Applier:
             on_count = 0
         elif ps.outlets_on is not None:
             on_count = ps.outlets_on
+        elif self._drivers[pool] == "pdu":
+            return  # an outlet pool decide() has not commanded yet: its outlets are unknown
         elif ps.target_kw > 0:
             on_count = sum(self._outlets_of[n] for n in names)
         else:

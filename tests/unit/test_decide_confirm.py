@@ -134,9 +134,13 @@ def test_first_decision_never_raises_and_seeds_running_pools_from_telemetry() ->
     assert sim.targets()["mid"] == 6000
 
 
-def test_running_outlet_pool_is_seeded_at_its_nominal_and_not_cut() -> None:
+def test_running_outlet_pool_is_left_as_it_is_after_a_restart() -> None:
     sim = pdu_pool_config()
-    sim.power_kw["px"] = 72.0  # 8 outlets of 10 kW drawing 90%
+    sim.power_kw["px"] = 37.8  # some outlets on, drawing 90% of their rating: which, unknown
+    sim.price = None  # no price yet: hold
     decision = sim.step()
     px = decision.plan.pools["px"]
-    assert (px.target_kw, px.outlets_on, px.seq) == (80, 8, 0)
+    assert (px.target_kw, px.outlets_on, px.seq, px.target_at) == (37.8, None, 0, float("-inf"))
+    decision = sim.step()  # a running pool holds "running" and is raised, by command, to whole
+    px = decision.plan.pools["px"]  # outlets: only now does the applier switch any
+    assert (px.target_kw, px.outlets_on, px.seq) == (80, 8, 1)

@@ -163,3 +163,13 @@ def test_dispatch_heartbeat_loss_with_hold_freezes() -> None:
     assert "dispatch_stale" in decision.plan.failsafe
     assert sim.mining_kw == pytest.approx(held)
     assert held < 18000
+
+
+def test_an_instruction_id_of_eea_does_not_collide_with_the_eea_state() -> None:
+    sim = running_site()
+    sim.dispatch("ECRS", "EEA", mw=5.0)  # a gateway may use any id
+    sim.step()
+    sim.dispatch("EEA", "e-clear", level=0)
+    decision = sim.step()
+    assert [o.instruction.type.value for o in decision.next_state.obligations] == ["ECRS"]
+    assert decision.plan.mining_cap_kw == pytest.approx(13000)

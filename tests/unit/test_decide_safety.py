@@ -188,3 +188,23 @@ def test_decision_budget_failsafe_never_raises() -> None:
     decision = decide(snap, sim.state, sim.now + 1, sim.config)
     assert "decision_budget" in decision.plan.failsafe
     assert decision.plan.mining_target_kw == before
+
+
+def test_unmetered_tenant_is_counted_once() -> None:
+    """Its draw is in the site meter; with its firm reservation it must not count twice."""
+    from dataclasses import replace
+
+    from controller.core.decide import decide
+    from controller.model import Reading
+
+    config = make_config(
+        gpu_tenants=[{"name": "tenant-a", "firm_kw": 10000, "meters": [], "pdus": ["pdu-gpu"]}]
+    )
+    sim = SiteSim(config)
+    sim.run(5)
+    assert sim.state is not None
+    snap = sim.snapshot()  # the site meter includes the tenant's 9000 kW
+    meters = {k: v for k, v in snap.meters_kw.items() if k != "gpu-a"}
+    snap = replace(snap, meters_kw={**meters, "poi": Reading(meters["poi"].value, sim.now + 1)})
+    decision = decide(snap, sim.state, sim.now + 1, config)
+    assert decision.plan.mining_cap_kw == pytest.approx(30000 - 10000 - 1000 - 500)

@@ -28,7 +28,10 @@ def take_inbox(
     now: float,
 ) -> tuple[tuple[Obligation, ...], list[DispatchAck], float | None]:
     """Fold new instructions into the obligations; return acks and the newest arrival time."""
-    obs = {o.id: o for o in obligations}
+    # The EEA state is keyed apart from instruction ids: a QSE id "EEA" must not collide with it.
+    obs: dict[tuple[str, str], Obligation] = {
+        _key(o.instruction.type, o.id): o for o in obligations
+    }
     acks: list[DispatchAck] = []
     last_seen: float | None = None
     for received in inbox:
@@ -38,29 +41,31 @@ def take_inbox(
             continue
         if msg.type is DispatchType.RECALL:
             target = msg.recall_id or ""
-            if obs.pop(target, None) is None:
+            if obs.pop(("id", target), None) is None:
                 acks.append(_ack(msg.id, "rejected", f"no active obligation {target!r}", now))
             else:
                 acks.append(_ack(msg.id, "accepted", f"recalled {target}", now))
             continue
-        if msg.type is DispatchType.EEA:
-            if not msg.level:
-                obs.pop(EEA_ID, None)
-                acks.append(_ack(msg.id, "accepted", "EEA cleared", now))
-                continue
-            key = EEA_ID
-        else:
-            key = msg.id
+        if msg.type is DispatchType.EEA and not msg.level:
+            obs.pop(_key(msg.type, EEA_ID), None)
+            acks.append(_ack(msg.id, "accepted", "EEA cleared", now))
+            continue
+        key = _key(msg.type, msg.id)
         previous = obs.get(key)
-        if previous is not None and previous.instruction.type is msg.type and key != EEA_ID:
+        if previous is not None and previous.instruction.type is msg.type and key[0] == "id":
             # A resent instruction keeps the level it was first measured from (I5).
             msg = replace(msg, mining_kw_at_receipt=previous.instruction.mining_kw_at_receipt)
         start = msg.start if msg.start is not None else msg.notified_at
         # "At once" still allows the confirm window before a shortfall is declared.
         grace_s = max(msg.deadline_s, config.control.confirm_timeout_s)
-        obs[key] = Obligation(id=key, instruction=msg, deadline=start + grace_s)
+        listed_id = EEA_ID if msg.type is DispatchType.EEA else msg.id
+        obs[key] = Obligation(id=listed_id, instruction=msg, deadline=start + grace_s)
         acks.append(_ack(msg.id, "accepted", "", now))
     return tuple(obs.values()), acks, last_seen
+
+
+def _key(kind: DispatchType, msg_id: str) -> tuple[str, str]:
+    return ("eea", "") if kind is DispatchType.EEA else ("id", msg_id)
 
 
 def expire(obligations: tuple[Obligation, ...], now: float) -> tuple[Obligation, ...]:

@@ -36,20 +36,23 @@ def safety_envelope(
     to estimate afresh); the larger of it and the configured aux_kw counts."""
     max_age_s = config.control.meter_stale_s
     reserved_kw = 0.0
+    accounted_kw = 0.0  # what we believe the tenants draw, for the closed loop below
     gpu_kw: dict[str, float] = {}
-    all_gpu_fresh = True
     for tenant in site.tenants:
         measured = 0.0
+        complete = bool(tenant.meters)
         for meter in tenant.meters:
             reading = meters_kw.get(meter)
             if reading is None:
-                all_gpu_fresh = False
+                complete = False
                 continue
-            if now - reading.at > max_age_s:
-                all_gpu_fresh = False  # I3: a stale tenant meter counts at its last reading
+            # I3: a stale tenant meter still counts, at its last reading.
             measured += reading.value
         gpu_kw[tenant.name] = measured
         reserved_kw += max(tenant.firm_kw, measured)
+        # A tenant without (all its) readings is taken to draw its firm reservation: its real
+        # draw is in the site meter and must not count a second time as unexplained load.
+        accounted_kw += measured if complete else max(tenant.firm_kw, measured)
 
     site_kw: float | None = None
     site_stale = False
@@ -63,9 +66,9 @@ def safety_envelope(
     aux_kw = config.site.aux_kw
     if held_aux_kw is not None:
         aux_kw = max(aux_kw, held_aux_kw)
-    elif site_kw is not None and all_gpu_fresh and mining_complete:
+    elif site_kw is not None and mining_complete:
         # Closed loop: load the site meter sees beyond GPU and mining is aux we were not told of.
-        aux_kw = max(aux_kw, site_kw - sum(gpu_kw.values()) - mining_measured_kw)
+        aux_kw = max(aux_kw, site_kw - accounted_kw - mining_measured_kw)
 
     # The islanded flag comes from the site meter; when that is stale the last known value
     # stands and the never-raise rule of I3 covers the uncertainty.
