@@ -28,7 +28,9 @@ def allocate_pool(
     budget: Budget,
 ) -> tuple[float, int | None, bool, bool]:
     """(target_kw, outlets_on, cap_limited, ramp_limited) for one pool; updates the budget."""
-    desired = min(available_kw, budget.remaining_kw) if wants_run else 0.0
+    # Conditional expressions, not min()/max(): this runs once per pool per decision.
+    remaining = budget.remaining_kw
+    desired = (available_kw if available_kw < remaining else remaining) if wants_run else 0.0
     cap_limited = wants_run and desired < available_kw - _EPS_KW
     ramp_limited = False
     if desired > previous_kw + _EPS_KW:
@@ -48,8 +50,10 @@ def allocate_pool(
         else:
             desired, outlets_on = rounded, count
     if desired > previous_kw:
-        budget.ramp_left_kw = max(0.0, budget.ramp_left_kw - (desired - previous_kw))
-    budget.remaining_kw = max(0.0, budget.remaining_kw - desired)
+        left = budget.ramp_left_kw - (desired - previous_kw)
+        budget.ramp_left_kw = left if left > 0.0 else 0.0
+    left = remaining - desired
+    budget.remaining_kw = left if left > 0.0 else 0.0
     return desired, outlets_on, cap_limited, ramp_limited
 
 

@@ -7,8 +7,6 @@ timer; an unconfirmed lowering escalates to the PDU cut after `confirm_timeout_s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from controller.core.site import PoolSpec
 from controller.core.state import PoolState
 from controller.model import PoolTelemetry
@@ -16,31 +14,39 @@ from controller.model import PoolTelemetry
 _EPS_KW = 1e-6
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What allocation decided for one pool in this decision."""
-
-    target_kw: float
-    reason: str
-    outlets_on: int | None
-    ramp_limited: bool
-    tripped: bool
-    unreachable: bool
-
-
 def advance(
     ps: PoolState,
     spec: PoolSpec,
-    new: Target,
+    target_kw: float,
+    reason: str,
+    outlets_on: int | None,
+    ramp_limited: bool,
+    tripped: bool,
+    unreachable: bool,
     telemetry: PoolTelemetry | None,
     confirm_timeout_s: float,
     now: float,
 ) -> PoolState:
-    target_kw = new.target_kw
+    """The pool's next record for the target allocation gave it; `ps` itself when unchanged.
+
+    Called once per pool per decision: it takes plain values (no per-pool object is built).
+    """
+    if (
+        target_kw == ps.target_kw
+        and ps.confirmed
+        and reason == ps.reason
+        and outlets_on == ps.outlets_on
+        and not (tripped or unreachable or ramp_limited)
+        and not (ps.tripped or ps.faulted or ps.cut)
+        and ps.escalated_at is None
+        and (target_kw > 0.0) == ps.on
+        and ps.state == ("running" if ps.on else "curtailed")
+    ):
+        return ps  # the steady state: confirmed and unchanged (most pools, most decisions)
     seq, target_at, lowering = ps.seq, ps.target_at, ps.lowering
     confirmed, escalated_at, faulted, cut = ps.confirmed, ps.escalated_at, ps.faulted, ps.cut
     on, changed_at = ps.on, ps.changed_at
-    if abs(target_kw - ps.target_kw) > _EPS_KW or (new.tripped and not ps.tripped):
+    if abs(target_kw - ps.target_kw) > _EPS_KW or (tripped and not ps.tripped):
         seq += 1
         target_at = now
         lowering = target_kw < ps.target_kw or target_kw <= 0.0
@@ -49,7 +55,7 @@ def advance(
             escalated_at, faulted, cut = None, False, False
     if (target_kw > 0.0) != on:
         on, changed_at = target_kw > 0.0, now
-    if new.tripped:
+    if tripped:
         cut = True  # I11: the PDUs of ufr pools are cut at once, no confirm wait
 
     if not confirmed and telemetry is not None:
@@ -66,10 +72,10 @@ def advance(
         elif escalated_at is not None and now - escalated_at >= confirm_timeout_s:
             faulted = True
 
-    outlets_on = new.outlets_on
     if cut and outlets_on is not None:
         outlets_on = 0
-    state = _label(target_kw, new, confirmed, lowering, escalated_at, faulted)
+    state = _label(target_kw, tripped, unreachable, ramp_limited, confirmed, lowering,
+                   escalated_at, faulted)  # fmt: skip
     candidate = (
         target_kw,
         seq,
@@ -81,9 +87,9 @@ def advance(
         escalated_at,
         faulted,
         cut,
-        new.tripped,
+        tripped,
         outlets_on,
-        new.reason,
+        reason,
         state,
     )
     if candidate == (
@@ -129,20 +135,22 @@ def _confirmed(
 
 def _label(
     target_kw: float,
-    new: Target,
+    tripped: bool,
+    unreachable: bool,
+    ramp_limited: bool,
     confirmed: bool,
     lowering: bool,
     escalated_at: float | None,
     faulted: bool,
 ) -> str:
-    if new.tripped:
+    if tripped:
         return "tripped"
-    if faulted or new.unreachable:
+    if faulted or unreachable:
         return "faulted"
     if escalated_at is not None:
         return "escalated"
     if target_kw <= 0.0:
         return "curtailed"
-    if new.ramp_limited or (not confirmed and not lowering):
+    if ramp_limited or (not confirmed and not lowering):
         return "ramping"
     return "running"

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from controller.config import Config
 from controller.core.allocate import Budget, allocate_pool
-from controller.core.confirm import Target, advance
+from controller.core.confirm import advance
 from controller.core.plan import Decision, DispatchAck, Plan, Snapshot
 from controller.core.policies import dispatch, override
 from controller.core.policies.envelope import safety_envelope
@@ -120,15 +120,19 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
     next_pools: dict[str, PoolState] = {}
     target_total_kw = 0.0
     changed = False
+    breakevens = site.breakevens(hashprice)
+    econ = config.economics
+    telemetry = snap.pools
     for spec in site.merit_order(hashprice):
-        ps = pools[spec.name]
-        t = snap.pools.get(spec.name)
+        name = spec.name
+        ps = pools[name]
+        t = telemetry.get(name)
         unreachable = t is not None and not t.online
         tripped = trip.active and spec.ufr
         if tripped or ps.faulted or unreachable:
             wants = False
         else:
-            wants = price_wants_run(ps, spec, mode, price, hashprice, config.economics, now)
+            wants = price_wants_run(ps, breakevens[name], mode, price, econ, now)
         available_kw = spec.max_kw
         # Outlet pools are sized by the cap alone: their outlets bound what they can draw.
         if t is not None and t.available_kw is not None and spec.outlet_steps_kw is None:
@@ -150,9 +154,9 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
             reason = binding
         else:
             reason = "override" if mode is PriceMode.RUN else "price"
-        new = Target(target_kw, reason, outlets_on, ramp_limited, tripped, unreachable)
-        nps = advance(ps, spec, new, t, timeout_s, now)
-        next_pools[spec.name] = nps
+        nps = advance(ps, spec, target_kw, reason, outlets_on, ramp_limited, tripped,
+                      unreachable, t, timeout_s, now)  # fmt: skip
+        next_pools[name] = nps
         target_total_kw += nps.target_kw
         changed = changed or nps is not ps
 

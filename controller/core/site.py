@@ -6,7 +6,7 @@ merit order, outlet layout, tenant meters) is computed here once and cached per 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 from controller.config import Config
@@ -56,6 +56,17 @@ class SiteModel:
     # pools can reorder it, which `merit_order` handles.
     has_strike: bool
     static_merit: tuple[PoolSpec, ...]
+    _breakevens: dict[float, dict[str, float]] = field(default_factory=dict)
+
+    def breakevens(self, hashprice_usd_per_ph_day: float) -> dict[str, float]:
+        """Every pool's breakeven at this hashprice (cached: it changes a few times a day)."""
+        cached = self._breakevens.get(hashprice_usd_per_ph_day)
+        if cached is None:
+            cached = {p.name: p.breakeven_usd_per_mwh(hashprice_usd_per_ph_day) for p in self.pools}
+            if len(self._breakevens) > 16:
+                self._breakevens.clear()
+            self._breakevens[hashprice_usd_per_ph_day] = cached
+        return cached
 
     def merit_order(self, hashprice_usd_per_ph_day: float) -> tuple[PoolSpec, ...]:
         """Most profitable (highest breakeven) first; least efficient is curtailed first."""

@@ -1004,10 +1004,18 @@ def test_property_cap_never_exceeded(scenario: Scenario) -> None:
 
 
 @given(scenarios())
-def test_property_gpu_reservation_covers_firm_and_measured(scenario: Scenario) -> None:
-    """I3: reservation = sum over tenants of max(firm_kw, measured); stale readings count."""
+def test_property_gpu_reservation_and_envelope_count_each_load_once(scenario: Scenario) -> None:
+    """I3: GPU reservation = sum over tenants of max(firm_kw, measured), stale readings counted.
+    I2: envelope = limit - GPU reservation - aux - margin.
+
+    The core may find more aux than configured (closed loop on the site meter), but only load
+    that is really unexplained: a tenant's draw is already inside its reservation and must not
+    be subtracted again. That is checked in steady state (no pool in transition) with every
+    meter fresh and every pool reporting, where the world's true aux is known.
+    """
     cfg = scenario.site.config
     firm_kw = sum(t.firm_kw for t in cfg.gpu_tenants)
+    timeout_s = cfg.control.confirm_timeout_s
     for rec in run(scenario, config=cfg):
         plan = rec.decision.plan
         assert plan.gpu_reserved_kw >= firm_kw - slack(0, firm_kw), fail(
@@ -1017,26 +1025,13 @@ def test_property_gpu_reservation_covers_firm_and_measured(scenario: Scenario) -
             assert plan.gpu_reserved_kw >= measured_kw - slack(0, measured_kw), fail(
                 rec, f"GPU reservation below tenant {tenant}'s measured {measured_kw!r}"
             )
-        expected = rec.view.gpu_reserved_kw
-        assert math.isclose(plan.gpu_reserved_kw, expected, rel_tol=1e-9, abs_tol=1e-6), fail(
-            rec, f"GPU reservation {plan.gpu_reserved_kw!r} != sum max(firm, measured) {expected!r}"
+        reserved_kw = rec.view.gpu_reserved_kw
+        assert math.isclose(plan.gpu_reserved_kw, reserved_kw, rel_tol=1e-9, abs_tol=1e-6), fail(
+            rec,
+            f"GPU reservation {plan.gpu_reserved_kw!r} != sum max(firm, measured) {reserved_kw!r}",
         )
-
-
-@given(scenarios())
-def test_property_envelope_counts_each_load_once(scenario: Scenario) -> None:
-    """I2 by the contract's formula: envelope = limit - GPU reservation - aux - margin.
-
-    The core may find more aux than configured (closed loop on the site meter), but only load
-    that is really unexplained: a tenant's draw is already inside its reservation and must not
-    be subtracted again. Checked in steady state (no pool in transition) with every meter fresh
-    and every pool reporting, where the world's true aux is known.
-    """
-    cfg = scenario.site.config
-    if not scenario.site.site_meter:
-        return
-    timeout_s = cfg.control.confirm_timeout_s
-    for rec in run(scenario, config=cfg):
+        if not scenario.site.site_meter:
+            continue
         m = scenario.steps[rec.index].meters
         settled = all(
             ps.confirmed or rec.now - ps.target_at >= timeout_s for ps in rec.state.pools.values()
@@ -1052,7 +1047,6 @@ def test_property_envelope_counts_each_load_once(scenario: Scenario) -> None:
         aux_kw = max(cfg.site.aux_kw, cfg.site.aux_kw + m.extra_aux_kw + unreserved_kw)
         expected = rec.view.limit_kw - rec.view.gpu_reserved_kw - aux_kw - cfg.site.margin_kw
         expected = max(0.0, expected)
-        plan = rec.decision.plan
         assert plan.envelope_kw >= expected - slack(len(plan.pools), expected), fail(
             rec,
             f"envelope {plan.envelope_kw!r} < limit {rec.view.limit_kw!r} - reserved "
@@ -1267,10 +1261,19 @@ def test_property_ufr_pools_trip_at_or_below_trip_frequency(scenario: Scenario) 
 
 
 @given(scenarios())
-def test_property_decide_is_deterministic(scenario: Scenario) -> None:
-    """decide() is a function: equal inputs (an equal config object too) give an equal Decision."""
+def test_property_decide_is_deterministic_and_never_raises(scenario: Scenario) -> None:
+    """decide() is a total function: any valid input sequence gives a finite, complete decision
+    (I10 in the core; run() turns an exception into a failure naming the step), and equal
+    inputs, with an equal config object, give an equal Decision."""
     twin = build_config(scenario.site.data)  # an equal config, another object
-    for rec in run(scenario):
+    trace = run(scenario)
+    assert len(trace) == len(scenario.steps)
+    for rec in trace:
+        plan = rec.decision.plan
+        assert plan.at == rec.now, fail(rec, "plan time")
+        assert math.isfinite(plan.mining_cap_kw) and plan.mining_cap_kw >= 0.0, fail(rec, "cap")
+        assert all(math.isfinite(ps.target_kw) for ps in plan.pools.values()), fail(rec, "nan")
+        assert rec.decision.next_state.last_decision_at == rec.now, fail(rec, "decision time")
         again = decide(rec.snap, rec.state, rec.now, twin)
         assert again == rec.decision, fail(rec, f"decide() differs on equal inputs: {again!r}")
 
@@ -1311,19 +1314,6 @@ def test_property_decide_survives_config_reload(
         assert total_kw <= plan.mining_cap_kw + slack(len(pools), plan.mining_cap_kw), fail(
             rec, "cap exceeded after reload"
         )
-
-
-@given(scenarios())
-def test_property_decide_never_raises(scenario: Scenario) -> None:
-    """I10 in the core: any valid input sequence gives a finite, complete decision."""
-    trace = run(scenario)  # run() turns any exception into an assertion naming the step
-    assert len(trace) == len(scenario.steps)
-    for rec in trace:
-        plan = rec.decision.plan
-        assert plan.at == rec.now
-        assert math.isfinite(plan.mining_cap_kw) and plan.mining_cap_kw >= 0.0, fail(rec, "cap")
-        assert all(math.isfinite(ps.target_kw) for ps in plan.pools.values()), fail(rec, "nan")
-        assert rec.decision.next_state.last_decision_at == rec.now
 
 
 # ---------------------------------------------------------------------------------------------

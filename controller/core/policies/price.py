@@ -5,7 +5,6 @@ from __future__ import annotations
 from enum import Enum
 
 from controller.config import EconomicsConfig
-from controller.core.site import PoolSpec
 from controller.core.state import PoolState
 
 
@@ -18,10 +17,9 @@ class PriceMode(Enum):
 
 def price_wants_run(
     pool: PoolState,
-    spec: PoolSpec,
+    breakeven: float,
     mode: PriceMode,
     price_usd_per_mwh: float,
-    hashprice_usd_per_ph_day: float,
     econ: EconomicsConfig,
     now: float,
 ) -> bool:
@@ -32,7 +30,6 @@ def price_wants_run(
         return False
     if mode is PriceMode.HOLD:
         return pool.on
-    breakeven = spec.breakeven_usd_per_mwh(hashprice_usd_per_ph_day)
     half_band = econ.hysteresis_usd_per_mwh / 2.0
     dwell_s = now - pool.changed_at
     if pool.on:
