@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -254,7 +255,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_results(rows: list[Row], command: str) -> None:
+def write_results(rows: list[Row], command: str, load_1m: float) -> None:
     worst_p99_us = max((r.p99_us for r in rows if r.pools == 1000), default=float("nan"))
     verdict = "met" if worst_p99_us < 1000.0 else "MISSED"
     body = "\n".join(
@@ -265,6 +266,8 @@ def write_results(rows: list[Row], command: str) -> None:
             "alternates 20 <-> 150 $/MWh every decision (no dwell, no ramp limit), so most",
             "pools switch each time. Only decide() is timed (perf_counter_ns) after a warm-up,",
             "GC enabled; `pools changed` counts pool records replaced per decision.",
+            f"1-minute load average at start: {load_1m:.2f} (a shared machine: figures move",
+            "by a third from run to run; compare runs made back to back).",
             "",
             table(rows),
             "",
@@ -305,6 +308,7 @@ def main() -> None:
     if args.profile:
         profile(args.profile)
         return
+    load_1m = os.getloadavg()[0]
     scale = 10 if args.quick else 1
     plan = [(10, 2000), (100, 2000), (1000, 1000)]
     rows: list[Row] = []
@@ -320,7 +324,7 @@ def main() -> None:
     print(table(rows))
     if not args.no_write:
         flags = " --quick" if args.quick else ""
-        write_results(rows, f".venv/bin/python bench/bench_decide.py{flags}")
+        write_results(rows, f".venv/bin/python bench/bench_decide.py{flags}", load_1m)
         print("\nwrote the decide() section of bench/RESULTS.md")
 
 

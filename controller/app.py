@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from collections.abc import Callable, Coroutine
@@ -176,6 +177,9 @@ class Daemon:
             await asyncio.sleep(0.05)
         self.loop.set_status("online")
         await self.loop.step()
+        # Everything built so far lives as long as the process: keep it out of GC scans, whose
+        # pauses were the tail of decision times when every pool changes (bench_decide).
+        gc.freeze()
         self._notify(systemd.ready)
         self._notify(lambda: systemd.status(f"online: {len(self.config.pools)} pools"))
 
