@@ -86,7 +86,9 @@ async def test_ignoring_agent_is_escalated_to_its_pdu(mqtt_cfg: MqttConfig, tmp_
         await site.plan(lambda p: p["pools"]["a3"]["state"] == "escalated", 6, since=mark)
         await eventually(lambda: not any(site.sim.pdus["pdu-a3"].outlets_on), 3)
         await eventually(lambda: site.sim.agents["a3"].power_kw == 0.0, 1)  # miners off
-        events = [m.json() for m in site.probe.on(f"{site.prefix}/events", since=mark)]
-        assert any(e["event"] == "escalated" and e["pool"] == "a3" for e in events)
+        escalated = await site.probe.wait_json(  # published right after the plan
+            f"{site.prefix}/events", lambda e: e["event"] == "escalated", since=mark
+        )
+        assert escalated["pool"] == "a3"
         assert site.sim.pdus["pdu-a1"].coil_writes == [0] * 64  # obedient pools: no cut
         assert site.protected_writes() == 0
