@@ -149,6 +149,12 @@ class Scenario:
                     f"  ECRS complied ack {complied:.0f} ms after the instruction "
                     "(pool agents answer after 0.1 s, PLCs are polled every 0.25 s)"
                 )
+                timeout_ms = self.config.control.confirm_timeout_s * 1000
+                if complied > timeout_ms:
+                    lines.append(
+                        "    the stuck pool s17-a was running: compliance waited for its PDU "
+                        f"cut after confirm_timeout_s ({timeout_ms:.0f} ms), as I9 says"
+                    )
         inside = [r for r in self.daemon.observer.reactions if r[0] == "dispatch"]
         if inside:
             _, first_s, last_s = inside[0]
