@@ -8,7 +8,7 @@ command state. No clock, no I/O, no logging: `now` and the snapshot are all ther
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from controller.config import Config
 from controller.core.allocate import Budget, allocate_pool
@@ -27,11 +27,10 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
     pools = state.pools
     if pools.keys() != site.by_name.keys():  # first decision, or a reload added/renamed pools
         pools = _seed_pools(site, state, snap)
-    mining_kw, complete = _mining_measured(site, snap)
+    totals = _pool_totals(site, pools, snap, now, config.control.confirm_timeout_s)
+    mining_kw, complete = totals.mining_kw, totals.complete
     # A transition lasts at most confirm_timeout_s: a stuck pool must not freeze the estimate.
-    settle_s = config.control.confirm_timeout_s
-    in_transition = any(not ps.confirmed and now - ps.target_at < settle_s for ps in pools.values())
-    held = state.aux_estimate_kw if in_transition else None
+    held = state.aux_estimate_kw if totals.in_transition else None
     env = safety_envelope(
         config, site, snap.meters_kw, snap.islanded, mining_kw, complete, now, held
     )
@@ -98,12 +97,6 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
     if current_override is not None and current_override.mode == "run":
         mode = PriceMode.RUN
 
-    # I9: a faulted pool's measured load is taken off the cap of the others.
-    faulted_kw = 0.0
-    for name, ps in pools.items():
-        t = snap.pools.get(name)
-        if t is not None and (ps.faulted or not t.online):
-            faulted_kw += t.power_kw
     # I8: raises come in steps of ramp_up_kw_per_s x tick_s, at most once per tick_s. Events
     # between ticks only lower: a burst of telemetry must not become a burst of small raises.
     tick_s = config.control.tick_s
@@ -111,7 +104,7 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
     if state.last_raise_at is not None and now - state.last_raise_at >= tick_s:
         ramp_kw = config.control.ramp_up_kw_per_s * tick_s
     budget = Budget(
-        remaining_kw=max(0.0, cap_kw - faulted_kw),
+        remaining_kw=max(0.0, cap_kw - totals.faulted_kw),
         ramp_left_kw=ramp_kw,
         never_raise=never_raise,
     )
@@ -214,16 +207,35 @@ def _price_reason(mode: PriceMode) -> str:
     return "safety" if mode is PriceMode.CURTAIL else "price"
 
 
-def _mining_measured(site: SiteModel, snap: Snapshot) -> tuple[float, bool]:
-    total = 0.0
+@dataclass(frozen=True, slots=True)
+class _PoolTotals:
+    mining_kw: float  # measured, over the pools that reported
+    complete: bool  # every pool has reported
+    faulted_kw: float  # I9: measured load of faulted or unreachable pools, off the others' cap
+    # A command still unconfirmed within confirm_timeout_s: the site meter leads pool telemetry,
+    # so the closed-loop aux estimate is held (a stuck pool must not freeze it for good).
+    in_transition: bool
+
+
+def _pool_totals(
+    site: SiteModel, pools: dict[str, PoolState], snap: Snapshot, now: float, settle_s: float
+) -> _PoolTotals:
+    """One pass over the pools for what the envelope and the cap need before allocation."""
+    mining_kw = faulted_kw = 0.0
     complete = True
+    in_transition = False
     for spec in site.pools:
+        ps = pools[spec.name]
         t = snap.pools.get(spec.name)
         if t is None:
             complete = False
         else:
-            total += t.power_kw
-    return total, complete
+            mining_kw += t.power_kw
+            if ps.faulted or not t.online:
+                faulted_kw += t.power_kw
+        if not ps.confirmed and now - ps.target_at < settle_s:
+            in_transition = True
+    return _PoolTotals(mining_kw, complete, faulted_kw, in_transition)
 
 
 def _seed_pools(site: SiteModel, state: ControllerState, snap: Snapshot) -> dict[str, PoolState]:
