@@ -26,6 +26,7 @@ from controller.clock import Clock, SystemClock
 from controller.config import Config, load_config
 from controller.drivers.health import BackoffPolicy, HealthBoard
 from controller.errors import ConfigError
+from controller.feeds.common import peek_field
 from controller.logs import get
 from controller.model import OverrideRequest
 from controller.runtime import payloads
@@ -100,7 +101,11 @@ class Daemon:
         if feed == "dispatch":  # every instruction is answered, a bad one with `rejected`
             self._publish(
                 self.topics.dispatch_ack,
-                payloads.rejected_ack(_id_of(payload), f"{reason}: {detail}", self.clock.time()),
+                payloads.rejected_ack(
+                    _str_or_none(peek_field(payload, "id")),
+                    f"{reason}: {detail}",
+                    self.clock.time(),
+                ),
                 1,
                 False,
             )
@@ -269,17 +274,6 @@ def _retained(topic: str, payload: bytes) -> OutMessage:
     return OutMessage(topic, payload, 1, True)
 
 
-def _id_of(payload: bytes) -> str | None:
-    import json
-
-    try:
-        obj = json.loads(payload)
-    except ValueError:
-        return None
-    msg_id = obj.get("id") if isinstance(obj, dict) else None
-    return msg_id if isinstance(msg_id, str) else None
-
-
 def run_daemon(config_path: Path) -> int:
     config = load_config(config_path)
     return run_main(Daemon(config, config_path).run())
@@ -292,3 +286,7 @@ def run_main(main: Coroutine[Any, Any, int]) -> int:
     except ImportError:  # pragma: no cover - uvloop is in the lock; a source install may lack it
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -79,6 +79,18 @@ def load_json_object(payload: bytes, what: str) -> dict[str, Any]:
     return obj
 
 
+def peek_field(payload: bytes, key: str) -> Any:
+    """A top-level field of a JSON object payload, or None: best effort, never raises.
+
+    For answering a message that failed validation (its id) or reading our own documents.
+    """
+    try:
+        obj = load_json(payload)
+    except FeedRejected:
+        return None
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
 def type_name(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages that say what came."""
     if value is None:

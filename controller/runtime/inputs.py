@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from controller.clock import Clock
 from controller.config import Config
 from controller.core.plan import Snapshot
-from controller.feeds.common import FeedRejected
+from controller.feeds.common import FeedRejected, peek_field
 from controller.feeds.dispatch import parse_dispatch
 from controller.feeds.override import OverrideValidator, load_hmac_key
 from controller.feeds.pool_state import parse_pool_state
@@ -187,12 +187,7 @@ class Inputs:
 
 def _seq_of(payload: bytes) -> int | None:
     """The seq of one of our own cmd documents (we wrote it; anything else is ignored)."""
-    import json
-
-    try:
-        seq = json.loads(payload).get("seq")
-    except (ValueError, AttributeError):
-        return None
+    seq = peek_field(payload, "seq")
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else None
 
 
