@@ -26,15 +26,19 @@ def allocate_pool(
     previous_kw: float,
     previous_outlets: int | None,
     budget: Budget,
+    hold: bool = False,
 ) -> tuple[float, int | None, bool, bool]:
-    """(target_kw, outlets_on, cap_limited, ramp_limited) for one pool; updates the budget."""
+    """(target_kw, outlets_on, cap_limited, ramp_limited) for one pool; updates the budget.
+
+    `hold`: this pool may not be raised (no telemetry yet, CONTRACT 7 Startup).
+    """
     # Conditional expressions, not min()/max(): this runs once per pool per decision.
     remaining = budget.remaining_kw
     desired = (available_kw if available_kw < remaining else remaining) if wants_run else 0.0
     cap_limited = wants_run and desired < available_kw - _EPS_KW
     ramp_limited = False
     if desired > previous_kw + _EPS_KW:
-        if budget.never_raise:
+        if budget.never_raise or hold:
             desired = previous_kw
         else:
             allowed = previous_kw + budget.ramp_left_kw
@@ -43,7 +47,9 @@ def allocate_pool(
     outlets_on: int | None = None
     if spec.outlet_steps_kw is not None:
         rounded, count = round_to_outlets(spec.outlet_steps_kw, desired)
-        if desired >= previous_kw - _EPS_KW and rounded < previous_kw - _EPS_KW:
+        if abs(desired - previous_kw) <= _EPS_KW:
+            outlets_on = previous_outlets  # unchanged: which outlets are on stays as it is
+        elif desired >= previous_kw - _EPS_KW and rounded < previous_kw - _EPS_KW:
             # Rounding a hold or a (ramp-limited) raise down would cut: keep what runs.
             outlets_on = previous_outlets
             desired = previous_kw
@@ -62,3 +68,23 @@ def round_to_outlets(steps_kw: tuple[float, ...], target_kw: float) -> tuple[flo
     count = bisect_right(steps_kw, target_kw + _EPS_KW) - 1
     count = max(0, count)
     return steps_kw[count], count
+
+
+def clip_raise(
+    spec: PoolSpec,
+    previous_kw: float,
+    previous_outlets: int | None,
+    target_kw: float,
+    outlets_on: int | None,
+    limit_kw: float,
+) -> tuple[float, int | None]:
+    """A raise cut back to `limit_kw` (never below the previous target; whole outlets)."""
+    if limit_kw >= target_kw - _EPS_KW:
+        return target_kw, outlets_on
+    clipped = limit_kw if limit_kw > previous_kw else previous_kw
+    if spec.outlet_steps_kw is None:
+        return clipped, None
+    rounded, count = round_to_outlets(spec.outlet_steps_kw, clipped)
+    if rounded < previous_kw + _EPS_KW:
+        return previous_kw, previous_outlets
+    return rounded, count

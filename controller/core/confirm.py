@@ -1,14 +1,17 @@
-"""Commands, confirmation by telemetry and escalation per pool (CONTRACT 2.4, I9, plan states).
+"""Commands, confirmation by telemetry, drift and escalation per pool (CONTRACT 2.4, I9, 7).
 
-`advance` is the one place a PoolState changes: a new target bumps `seq` and starts the confirm
-timer; an unconfirmed lowering escalates to the PDU cut after `confirm_timeout_s` and becomes
-`faulted` one more timeout later.
+`advance` is the one place a PoolState changes: a new target bumps `seq` (above every seq the
+device or our retained cmd has shown) and starts the confirm timer; an unconfirmed lowering
+escalates to the PDU cut after `confirm_timeout_s` and becomes `faulted` one more timeout later.
+A confirmed pool whose power climbs above its target is re-commanded at once (drift), and an
+unreachable pool that must come down is cut at once: there is nobody to tell.
 """
 
 from __future__ import annotations
 
+from controller.core.allocate import round_to_outlets
 from controller.core.site import PoolSpec
-from controller.core.state import PoolState
+from controller.core.state import NEVER, PoolState
 from controller.model import PoolTelemetry
 
 _EPS_KW = 1e-6
@@ -20,24 +23,30 @@ def advance(
     target_kw: float,
     reason: str,
     outlets_on: int | None,
+    telemetry: PoolTelemetry | None,
+    *,
     ramp_limited: bool,
     tripped: bool,
     unreachable: bool,
-    telemetry: PoolTelemetry | None,
+    min_seq: int,
     confirm_timeout_s: float,
     now: float,
 ) -> PoolState:
     """The pool's next record for the target allocation gave it; `ps` itself when unchanged.
 
-    Called once per pool per decision: it takes plain values (no per-pool object is built).
+    `min_seq`: the largest seq known from elsewhere (the agent's applied seq, our retained cmd);
+    a new command goes out above it so that the agent never ignores it.
     """
+    t = telemetry
+    climbing = t is not None and not unreachable and t.power_kw > target_kw + spec.tolerance_kw
     if (
         target_kw == ps.target_kw
         and ps.confirmed
+        and not climbing
         and reason == ps.reason
         and outlets_on == ps.outlets_on
         and not (tripped or unreachable or ramp_limited)
-        and not (ps.tripped or ps.faulted or ps.cut)
+        and not (ps.tripped or ps.faulted or ps.cut or ps.blind)
         and ps.escalated_at is None
         and (target_kw > 0.0) == ps.on
         and ps.state == ("running" if ps.on else "curtailed")
@@ -45,26 +54,40 @@ def advance(
         return ps  # the steady state: confirmed and unchanged (most pools, most decisions)
     seq, target_at, lowering = ps.seq, ps.target_at, ps.lowering
     confirmed, escalated_at, faulted, cut = ps.confirmed, ps.escalated_at, ps.faulted, ps.cut
-    on, changed_at = ps.on, ps.changed_at
-    if abs(target_kw - ps.target_kw) > _EPS_KW or (tripped and not ps.tripped):
-        seq += 1
-        target_at = now
-        lowering = target_kw < ps.target_kw or target_kw <= 0.0
-        confirmed = False
+    on, changed_at, blind = ps.on, ps.changed_at, ps.blind
+    moved = abs(target_kw - ps.target_kw) > _EPS_KW
+    # Drift: above a target it was confirmed at (or was being raised to). A lowering still
+    # pending is not drift: its own timer runs.
+    drift = climbing and not moved and (confirmed or not lowering)
+    if moved or drift or (tripped and not ps.tripped):
+        seq = max(seq, min_seq) + 1
+        lowers = target_kw < ps.target_kw - _EPS_KW or target_kw <= 0.0 or drift
+        # A further lowering before the last one was confirmed keeps the timer running: a
+        # staggered lowering must not postpone the escalation of a pool that does not move.
+        if not (lowers and lowering and not confirmed and target_at != NEVER):
+            target_at = now
+        lowering, confirmed, blind = lowers, False, False
+        if outlets_on is None and spec.outlet_steps_kw is not None:
+            # A command to an outlet pool names its outlets, even one re-sent unchanged (drift
+            # of a pool seeded at a measured, not whole-outlet, load: rounded down).
+            target_kw, outlets_on = round_to_outlets(spec.outlet_steps_kw, target_kw)
         if not lowering:  # raising: the hard cut is lifted and the pool gets a fresh start
             escalated_at, faulted, cut = None, False, False
+        elif drift and escalated_at is not None:
+            escalated_at = now  # climbed again after its cut: cut again, a fresh escalation
     if (target_kw > 0.0) != on:
         on, changed_at = target_kw > 0.0, now
     if tripped:
         cut = True  # I11: the PDUs of ufr pools are cut at once, no confirm wait
 
-    if not confirmed and telemetry is not None:
-        confirmed = _confirmed(spec, target_kw, lowering, seq, escalated_at, telemetry)
+    if not confirmed and t is not None and not unreachable:
+        confirmed = _confirmed(spec, target_kw, lowering, seq, escalated_at, t)
         if confirmed:
             faulted = False
     if not confirmed and lowering:
-        waited_s = now - target_at
-        if escalated_at is None and waited_s >= confirm_timeout_s:
+        if unreachable and escalated_at is None and spec.has_pdus:
+            escalated_at, cut = now, True  # no agent to tell: cut at once (CONTRACT 7)
+        elif escalated_at is None and now - target_at >= confirm_timeout_s:
             if spec.has_pdus:
                 escalated_at, cut = now, True
             else:
@@ -74,42 +97,25 @@ def advance(
 
     if cut and outlets_on is not None:
         outlets_on = 0
-    state = _label(target_kw, tripped, unreachable, ramp_limited, confirmed, lowering,
-                   escalated_at, faulted)  # fmt: skip
-    candidate = (
-        target_kw,
-        seq,
-        on,
-        changed_at,
-        target_at,
-        lowering,
-        confirmed,
-        escalated_at,
-        faulted,
-        cut,
-        tripped,
-        outlets_on,
-        reason,
-        state,
+    state = _label(target_kw, tripped, unreachable, ramp_limited, confirmed, escalated_at, faulted)
+    candidate = PoolState(
+        target_kw=target_kw,
+        seq=seq,
+        on=on,
+        changed_at=changed_at,
+        target_at=target_at,
+        lowering=lowering,
+        confirmed=confirmed,
+        escalated_at=escalated_at,
+        faulted=faulted,
+        cut=cut,
+        tripped=tripped,
+        outlets_on=outlets_on,
+        reason=reason,
+        state=state,
+        blind=blind,
     )
-    if candidate == (
-        ps.target_kw,
-        ps.seq,
-        ps.on,
-        ps.changed_at,
-        ps.target_at,
-        ps.lowering,
-        ps.confirmed,
-        ps.escalated_at,
-        ps.faulted,
-        ps.cut,
-        ps.tripped,
-        ps.outlets_on,
-        ps.reason,
-        ps.state,
-    ):
-        return ps  # unchanged: reuse the record (steady state allocates nothing)
-    return PoolState(*candidate)
+    return ps if candidate == ps else candidate  # unchanged: keep the record (identity)
 
 
 def _confirmed(
@@ -139,18 +145,16 @@ def _label(
     unreachable: bool,
     ramp_limited: bool,
     confirmed: bool,
-    lowering: bool,
     escalated_at: float | None,
     faulted: bool,
 ) -> str:
+    """Plan states (CONTRACT 7): `curtailed` and `running` only once confirmed."""
     if tripped:
         return "tripped"
     if faulted or unreachable:
         return "faulted"
     if escalated_at is not None:
         return "escalated"
-    if target_kw <= 0.0:
-        return "curtailed"
-    if ramp_limited or (not confirmed and not lowering):
+    if ramp_limited or not confirmed:
         return "ramping"
-    return "running"
+    return "curtailed" if target_kw <= 0.0 else "running"

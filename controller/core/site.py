@@ -32,6 +32,9 @@ class PoolSpec:
     tolerance_kw: float
     # driver "pdu": cumulative nominal kW of the first k outlets, k = 0..n (fixed order)
     outlet_steps_kw: tuple[float, ...] | None
+    # A pool whose agent reports on its own (mqtt): silent longer than this, it is unreachable.
+    # Polled pools (PLC, outlets) are marked offline by their poller instead.
+    stale_s: float | None
 
     def breakeven_usd_per_mwh(self, hashprice_usd_per_ph_day: float) -> float:
         if self.strike_usd_per_mwh > 0:
@@ -116,6 +119,7 @@ def _build(config: Config) -> SiteModel:
                 has_pdus=bool(pool.pdus),
                 tolerance_kw=CONFIRM_TOLERANCE_FRACTION * pool.max_kw,
                 outlet_steps_kw=steps,
+                stale_s=config.control.pool_stale_s if pool.driver == "mqtt" else None,
             )
         )
     hp = config.economics.hashprice_usd_per_ph_day

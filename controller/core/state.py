@@ -27,8 +27,10 @@ class PoolState:
     seq: int = 0
     on: bool = False  # running (target > 0, part load included) vs curtailed: for I7
     changed_at: float = NEVER  # last on/off change, whatever caused it (I7 dwell)
-    target_at: float = NEVER  # when the current target was commanded (I9 timer)
-    lowering: bool = False  # the current target lowered the previous one
+    # When the current unconfirmed episode was first commanded (I9 timer; NEVER: not commanded
+    # since start). A further lowering before confirmation keeps it: the timer runs on.
+    target_at: float = NEVER
+    lowering: bool = False  # the current target is a lowering (or a drift re-command)
     confirmed: bool = True
     escalated_at: float | None = None
     faulted: bool = False
@@ -37,6 +39,9 @@ class PoolState:
     outlets_on: int | None = None  # driver "pdu": energised outlets, in fixed order
     reason: str = "price"
     state: str = "curtailed"
+    # Seeded at start without telemetry or a stored record: its target is max_kw, an assumption.
+    # Its first telemetry re-seeds it unless a decision has commanded it since (CONTRACT 7).
+    blind: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,8 @@ class ControllerState:
     # Closed-loop aux estimate (site - GPU - mining), held while pools are in transition: the
     # site meter sees a change before pool telemetry reports it, and that lag is not load.
     aux_estimate_kw: float | None = None
-    initialised: bool = False  # pools seeded from telemetry (first decision after start)
+    # Pools seeded without telemetry (PoolState.blind): re-seeded on their first report.
+    blind: frozenset[str] = frozenset()
 
 
 def initial_state(started_at: float) -> ControllerState:

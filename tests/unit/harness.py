@@ -8,7 +8,7 @@ from typing import Any
 from controller.config import Config
 from controller.config_checks import check_site
 from controller.core.decide import decide
-from controller.core.plan import Decision, Snapshot
+from controller.core.plan import Decision, DispatchAck, Snapshot
 from controller.core.state import ControllerState, initial_state
 from controller.model import (
     ActingPrice,
@@ -79,6 +79,14 @@ class SiteSim:
     inbox: list[DispatchInstruction] = field(default_factory=list)
     overrides: list[OverrideRequest] = field(default_factory=list)
     acks: list[tuple[str, str]] = field(default_factory=list)
+    ack_log: list[DispatchAck] = field(default_factory=list)  # every ack, whole
+    unreported: set[str] = field(default_factory=set)  # pools with no telemetry at all
+    silent: dict[str, PoolTelemetry] = field(default_factory=dict)  # last report, frozen in time
+    cmd_seq: dict[str, int] = field(default_factory=dict)  # our retained cmd, read back
+    delayed: set[str] = field(default_factory=set)  # pools that lower a step late
+    pending: dict[str, tuple[float, int]] = field(default_factory=dict)  # (power, seq) to come
+    hashprice: float | None = None
+    price_at: float | None = None  # the price was received then (None: fresh every step)
 
     def __post_init__(self) -> None:
         self.state = initial_state(self.now)
@@ -87,10 +95,21 @@ class SiteSim:
     def mining_kw(self) -> float:
         return sum(self.power_kw.values())
 
+    def go_silent(self, name: str) -> None:
+        """The pool's agent stops publishing: its last report stays, ageing."""
+        self.silent[name] = PoolTelemetry(
+            self.power_kw.get(name, 0.0), None, True, self.applied_seq.get(name, 0), self.now
+        )
+
     def snapshot(self) -> Snapshot:
         t = self.now
         pools = {}
         for pool in self.config.pools:
+            if pool.name in self.unreported:
+                continue
+            if pool.name in self.silent:
+                pools[pool.name] = self.silent[pool.name]
+                continue
             power = self.power_kw.get(pool.name, 0.0)
             pools[pool.name] = PoolTelemetry(
                 power_kw=power,
@@ -105,15 +124,18 @@ class SiteSim:
             meters["poi"] = Reading(site_kw, t)
         price = None
         if self.price is not None:
-            price = ActingPrice(self.price, t, t, "rt_spp")
+            at = t if self.price_at is None else self.price_at
+            price = ActingPrice(self.price, at, at, "rt_spp")
         return Snapshot(
             price=price,
+            hashprice_usd_per_ph_day=self.hashprice,
             meters_kw=meters,
             frequency_hz=None if self.frequency_hz is None else Reading(self.frequency_hz, t),
             islanded=Reading(1.0 if self.islanded else 0.0, t),
             pools=pools,
             dispatch_inbox=tuple(self.inbox),
             override_inbox=tuple(self.overrides),
+            cmd_seq=dict(self.cmd_seq),
         )
 
     def step(self, dt_s: float = 1.0) -> Decision:
@@ -126,12 +148,20 @@ class SiteSim:
         self.state = decision.next_state
         self.last = decision
         self.acks += [(a.id, a.status) for a in decision.acks]
+        self.ack_log += decision.acks
         for name, ps in decision.plan.pools.items():
+            if name in self.unreported or name in self.silent:
+                continue  # nobody there to carry the command out
             if name in self.stuck and not ps.cut:
                 self.power_kw[name] = self.stuck_power_kw.get(name, self.power_kw.get(name, 0.0))
                 continue
-            self.power_kw[name] = 0.0 if ps.cut else ps.target_kw
-            self.applied_seq[name] = ps.seq
+            follow = (0.0 if ps.cut else ps.target_kw, ps.seq)
+            if name in self.delayed and follow[0] < self.power_kw.get(name, 0.0):
+                # A lowering it was told last step happens now (raises act at once).
+                follow, self.pending[name] = self.pending.get(name, follow), follow
+            elif name in self.delayed:
+                self.pending[name] = follow
+            self.power_kw[name], self.applied_seq[name] = follow
         return decision
 
     def run(self, seconds: float, dt_s: float = 1.0) -> Decision:

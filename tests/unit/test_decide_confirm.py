@@ -31,7 +31,7 @@ def test_stuck_pool_with_pdus_is_escalated_to_its_pdu_cut() -> None:
     sim.run(4)
     assert sim.last is not None
     mid = sim.last.plan.pools["mid"]
-    assert (mid.state, mid.cut) == ("curtailed", False)
+    assert (mid.state, mid.cut) == ("ramping", False)  # target 0, not confirmed (CONTRACT 7)
     sim.run(2)  # confirm_timeout_s = 5 passed: outlets cut
     mid = sim.last.plan.pools["mid"]
     assert (mid.state, mid.cut) == ("escalated", True)
@@ -69,13 +69,20 @@ def test_faulted_pool_recovers_when_telemetry_confirms() -> None:
     assert sim.last.plan.pools["old"].state == "curtailed"
 
 
-def test_offline_pool_is_faulted_and_gets_no_target() -> None:
+def test_offline_pool_is_faulted_held_and_its_load_counted() -> None:
+    # CONTRACT 7: unreachable is faulted; its target is held (nobody to tell) and its load is
+    # taken off the others' cap; it is cut only when a cap needs it lower.
     sim = SiteSim(make_config())
     sim.run(3)
+    seq = sim.last.plan.pools["eff"].seq if sim.last else 0
     sim.offline.add("eff")
     decision = sim.step()
     eff = decision.plan.pools["eff"]
-    assert (eff.state, eff.target_kw, eff.reason) == ("faulted", 0, "safety")
+    assert (eff.state, eff.target_kw, eff.reason, eff.seq) == ("faulted", 6000, "safety", seq)
+    sim.dispatch("CLR", "C1", mw=8.0)
+    decision = sim.step()
+    assert decision.plan.pools["eff"].target_kw == 6000
+    assert decision.plan.mining_target_kw <= 8000 + 1e-6
 
 
 def test_raising_lifts_the_cut() -> None:
@@ -141,6 +148,7 @@ def test_running_outlet_pool_is_left_as_it_is_after_a_restart() -> None:
     decision = sim.step()
     px = decision.plan.pools["px"]
     assert (px.target_kw, px.outlets_on, px.seq, px.target_at) == (37.8, None, 0, float("-inf"))
-    decision = sim.step()  # a running pool holds "running" and is raised, by command, to whole
-    px = decision.plan.pools["px"]  # outlets: only now does the applier switch any
+    sim.price = 20.0  # a price to act on: a running pool is raised, by command, to whole
+    decision = sim.step()  # outlets: only now does the applier switch any
+    px = decision.plan.pools["px"]
     assert (px.target_kw, px.outlets_on, px.seq) == (80, 8, 1)

@@ -11,6 +11,9 @@ from controller.core.state import Obligation
 from controller.model import REDUCTION_TYPES, DispatchInstruction, DispatchType
 
 EEA_ID = "EEA"
+# Ack reasons the QSE gateway can act on (CONTRACT 7 Dispatch ids).
+ID_CONFLICT = "id_conflict"  # the id is active with another type: rejected, the active one stays
+RESEND = "resend"  # the id is active with this type: answered with its current status
 # Measured mining within this of a target counts as at it: meters and agents report floats.
 COMPLY_TOLERANCE_KW = 1.0
 
@@ -52,9 +55,14 @@ def take_inbox(
             continue
         key = _key(msg.type, msg.id)
         previous = obs.get(key)
-        if previous is not None and previous.instruction.type is msg.type and key[0] == "id":
-            # A resent instruction keeps the level it was first measured from (I5).
-            msg = replace(msg, mining_kw_at_receipt=previous.instruction.mining_kw_at_receipt)
+        if previous is not None and key[0] == "id":
+            if previous.instruction.type is msg.type:
+                # A resend (a gateway retry): answered again with how it stands; the level it
+                # was first measured from, its deadline and its status stay (I5, CONTRACT 7).
+                acks.append(_ack(msg.id, previous.status, RESEND, now))
+            else:
+                acks.append(_ack(msg.id, "rejected", ID_CONFLICT, now))
+            continue
         start = msg.start if msg.start is not None else msg.notified_at
         # "At once" still allows the confirm window before a shortfall is declared.
         grace_s = max(msg.deadline_s, config.control.confirm_timeout_s)
@@ -124,6 +132,26 @@ def progress(
     if not math.isclose(ob.cap_kw, cap_kw):
         return replace(ob, cap_kw=cap_kw), None
     return ob, None
+
+
+def fill_acks(
+    acks: list[DispatchAck], obligations: list[Obligation], mining_kw: float
+) -> list[DispatchAck]:
+    """Give the acks of this decision's new and resent instructions their cap and measured load;
+    a resent shortfall says again what it misses."""
+    if not acks:
+        return acks
+    by_id = {o.instruction.id: o for o in obligations}
+    return [_filled(ack, by_id.get(ack.id), mining_kw) for ack in acks]
+
+
+def _filled(ack: DispatchAck, ob: Obligation | None, mining_kw: float) -> DispatchAck:
+    if ack.target_kw is not None or ob is None or ack.status == "rejected":
+        return ack  # acks of progress() carry their figures already
+    reason = ack.reason
+    if ack.status == "shortfall":
+        reason = f"missing {max(0.0, mining_kw - ob.cap_kw):.1f} kW"
+    return replace(ack, target_kw=ob.cap_kw, measured_kw=mining_kw, reason=reason)
 
 
 def _ack(msg_id: str, status: str, reason: str, now: float) -> DispatchAck:

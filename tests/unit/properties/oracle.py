@@ -128,6 +128,9 @@ class Oracle:
                 never_raise.append("site meter stale")
         if snap.budget_failsafe:
             never_raise.append("decision budget")
+        running_anyway = self.override is not None and self.override.mode == "run"
+        if (snap.price is None or price_stale) and not running_anyway:
+            never_raise.append("no usable price: hold")
 
         self._observe_frequency(snap.frequency_hz, now)
         must_trip = self.tripped and not (
@@ -165,11 +168,11 @@ class Oracle:
         if msg.type is DispatchType.EEA:
             self.eea_level = msg.level or 0
             return
-        previous = self.obligations.get(msg.id)
-        level_kw = msg.mining_kw_at_receipt
-        if previous is not None and previous.instruction.type is msg.type:
-            level_kw = previous.level_kw  # the same instruction resent: same baseline
-        self.obligations[msg.id] = ObligationModel(msg, level_kw)
+        if msg.id in self.obligations:
+            # An active id: a resend keeps the obligation as it is (same baseline), another
+            # type is rejected (id_conflict) and the active one stays (CONTRACT 7 Dispatch ids).
+            return
+        self.obligations[msg.id] = ObligationModel(msg, msg.mining_kw_at_receipt)
 
     def _observe_frequency(self, frequency: Reading | None, now: float) -> None:
         """I11: tripped at or below trip_hz; a trip needs reset_s of fresh readings above reset_hz.

@@ -334,14 +334,15 @@ def fail(record: StepRecord, message: str) -> str:
 
 def was_on(rec: StepRecord, config: Config) -> dict[str, bool]:
     """Each pool's running state before this decision: the last plan's, or at the first
-    decision what telemetry shows (drawing more than the 2% confirm tolerance, I6)."""
+    decision what telemetry shows (drawing more than the 2% confirm tolerance, I6); a pool not
+    heard from counts as running at its max_kw (CONTRACT 7 Startup)."""
     previous = rec.previous_targets()
     if previous is not None:
         return {name: target_kw > 0.0 for name, target_kw in previous.items()}
     out: dict[str, bool] = {}
     for pool in config.pools:
         t = rec.snap.pools.get(pool.name)
-        out[pool.name] = t is not None and t.power_kw > 0.02 * pool.max_kw
+        out[pool.name] = t is None or t.power_kw > 0.02 * pool.max_kw
     return out
 
 

@@ -1,0 +1,247 @@
+"""The walk over the pools in merit order: allocation under the cap, then raises into free room.
+
+Two passes (CONTRACT 7, Confirmation and drift). The first allocates the cap in merit order
+(the economics choose below it) and settles every pool that is not raised. The second lets the
+raises in, in merit order, only into room that is measured free: the cap binds on the sum over
+pools of max(target, measured), so a merit-order swap lowers the worse pool first and raises the
+better one once the lowering shows in telemetry. A pool with no telemetry counts at its max_kw.
+
+Unreachable pools (offline, or an mqtt agent silent for `pool_stale_s`) keep their target and
+their last load counts against the cap first; when the cap or the economics need one lower, it
+is cut at once (`advance`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from controller.config import EconomicsConfig
+from controller.core.allocate import Budget, allocate_pool, clip_raise
+from controller.core.confirm import advance
+from controller.core.plan import Snapshot
+from controller.core.policies.price import PriceMode, price_wants_run
+from controller.core.site import PoolSpec
+from controller.core.state import PoolState
+from controller.model import PoolTelemetry
+
+_EPS_KW = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class WalkInputs:
+    """What the policies decided before the walk: one object per decision."""
+
+    merit: tuple[PoolSpec, ...]
+    breakevens: dict[str, float]
+    mode: PriceMode
+    price_usd_per_mwh: float
+    economics: EconomicsConfig
+    cap_kw: float
+    binding: str
+    trip_active: bool
+    never_raise: bool
+    ramp_kw: float  # total increase allowed in this decision (I8)
+    unreachable: frozenset[str]
+    faulted_kw: float  # measured load of faulted and unreachable pools (I9)
+    cmd_seq: Mapping[str, int]  # our own retained cmd per pool: a new seq goes above it
+    confirm_timeout_s: float
+    now: float
+
+
+@dataclass(slots=True)
+class WalkResult:
+    pools: dict[str, PoolState]
+    target_total_kw: float
+    raised: bool  # some pool was raised: the ramp step was used (I8)
+    changed: bool
+    cap_left_kw: float  # what allocation left under the cap (the cap did not bind when > 0)
+    blind: frozenset[str]  # pools still counted at max_kw without telemetry
+
+
+@dataclass(slots=True)
+class _Raise:
+    spec: PoolSpec
+    ps: PoolState
+    target_kw: float
+    outlets_on: int | None
+    reason: str
+    measured_kw: float
+
+
+def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResult:
+    budget = Budget(
+        remaining_kw=max(0.0, w.cap_kw - w.faulted_kw),
+        ramp_left_kw=w.ramp_kw,
+        never_raise=w.never_raise,
+    )
+    # Unreachable pools are kept, in merit order, while their loads fit under the cap.
+    keep_room_kw = w.cap_kw - (w.faulted_kw - _unreachable_kw(pools, snap, w))
+    out: dict[str, PoolState] = {}
+    raises: list[_Raise] = []
+    occupied_kw = 0.0  # sum of max(target, measured) over pools settled in the first pass
+    telemetry = snap.pools
+    econ, now = w.economics, w.now
+    for spec in w.merit:
+        name = spec.name
+        ps = pools[name]
+        t = telemetry.get(name)
+        measured_kw = t.power_kw if t is not None else spec.max_kw
+        tripped = w.trip_active and spec.ufr
+        unreachable = name in w.unreachable
+        if tripped or ps.faulted:
+            wants = False
+        else:
+            wants = price_wants_run(ps, w.breakevens[name], w.mode, w.price_usd_per_mwh, econ, now)
+        if unreachable:
+            load_kw = measured_kw if measured_kw > ps.target_kw else ps.target_kw
+            keep = wants and not tripped and load_kw <= keep_room_kw + _EPS_KW
+            if keep:
+                keep_room_kw -= load_kw
+            target_kw = ps.target_kw if keep else 0.0
+            outlets_on = ps.outlets_on if keep else (0 if spec.outlet_steps_kw else None)
+            reason = "frequency" if tripped else "safety"
+            out[name] = _advance(
+                ps, spec, target_kw, reason, outlets_on, t, w, tripped=tripped, unreachable=True
+            )
+            continue  # its load is in faulted_kw already
+        available_kw = spec.max_kw
+        # Outlet pools are sized by the cap alone: their outlets bound what they can draw.
+        if t is not None and t.available_kw is not None and spec.outlet_steps_kw is None:
+            available_kw = min(available_kw, t.available_kw)
+        target_kw, outlets_on, cap_limited, ramp_limited = allocate_pool(
+            spec, wants, available_kw, ps.target_kw, ps.outlets_on, budget, hold=t is None
+        )
+        reason = _reason(
+            tripped, ps.faulted, wants, available_kw, w.mode, ramp_limited, cap_limited, w.binding
+        )
+        if target_kw > ps.target_kw + _EPS_KW:
+            raises.append(_Raise(spec, ps, target_kw, outlets_on, reason, measured_kw))
+            continue
+        if not ps.faulted:  # a faulted pool's load is in faulted_kw already
+            occupied_kw += target_kw if target_kw > measured_kw else measured_kw
+        out[name] = _advance(
+            ps,
+            spec,
+            target_kw,
+            reason,
+            outlets_on,
+            t,
+            w,
+            tripped=tripped,
+            unreachable=False,
+            ramp_limited=ramp_limited,
+        )
+    raised = False
+    if raises:
+        # Room measured free: the cap, less faulted load, settled pools and every raiser as it is.
+        room_kw = w.cap_kw - w.faulted_kw - occupied_kw
+        room_kw -= sum(max(r.ps.target_kw, r.measured_kw) for r in raises)
+        for r in raises:  # merit order
+            base_kw = max(r.ps.target_kw, r.measured_kw)
+            target_kw, outlets_on = clip_raise(
+                r.spec,
+                r.ps.target_kw,
+                r.ps.outlets_on,
+                r.target_kw,
+                r.outlets_on,
+                base_kw + max(room_kw, 0.0),
+            )
+            room_kw -= max(target_kw, r.measured_kw) - base_kw
+            held = target_kw < r.target_kw - _EPS_KW
+            raised = raised or target_kw > r.ps.target_kw + _EPS_KW
+            reason = "ramp" if held else r.reason
+            t = telemetry.get(r.spec.name)
+            out[r.spec.name] = _advance(
+                r.ps,
+                r.spec,
+                target_kw,
+                reason,
+                outlets_on,
+                t,
+                w,
+                tripped=False,
+                unreachable=False,
+                ramp_limited=held,
+            )
+    total_kw = 0.0
+    changed = False
+    blind: list[str] = []
+    result: dict[str, PoolState] = {}
+    for spec in w.merit:  # keep merit order in the plan, as before
+        nps = out[spec.name]
+        result[spec.name] = nps
+        total_kw += nps.target_kw
+        changed = changed or nps is not pools[spec.name]
+        if nps.blind:
+            blind.append(spec.name)
+    return WalkResult(result, total_kw, raised, changed, budget.remaining_kw, frozenset(blind))
+
+
+def _advance(
+    ps: PoolState,
+    spec: PoolSpec,
+    target_kw: float,
+    reason: str,
+    outlets_on: int | None,
+    t: PoolTelemetry | None,
+    w: WalkInputs,
+    *,
+    tripped: bool,
+    unreachable: bool,
+    ramp_limited: bool = False,
+) -> PoolState:
+    applied_seq = t.applied_seq if t is not None else 0
+    retained_seq = w.cmd_seq.get(spec.name, 0)
+    return advance(
+        ps,
+        spec,
+        target_kw,
+        reason,
+        outlets_on,
+        t,
+        ramp_limited=ramp_limited,
+        tripped=tripped,
+        unreachable=unreachable,
+        min_seq=applied_seq if applied_seq > retained_seq else retained_seq,
+        confirm_timeout_s=w.confirm_timeout_s,
+        now=w.now,
+    )
+
+
+def _unreachable_kw(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> float:
+    if not w.unreachable:
+        return 0.0
+    total = 0.0
+    for spec in w.merit:
+        if spec.name in w.unreachable:
+            t = snap.pools.get(spec.name)
+            total += max(t.power_kw if t is not None else spec.max_kw, pools[spec.name].target_kw)
+    return total
+
+
+def _reason(
+    tripped: bool,
+    faulted: bool,
+    wants: bool,
+    available_kw: float,
+    mode: PriceMode,
+    ramp_limited: bool,
+    cap_limited: bool,
+    binding: str,
+) -> str:
+    if tripped:
+        return "frequency"
+    if faulted:
+        return "safety"
+    if wants and available_kw <= 0.0:
+        return "safety"  # the device reports nothing available: not a price decision
+    if not wants:
+        if mode is PriceMode.RUN:
+            return "override"
+        return "safety" if mode is PriceMode.CURTAIL else "price"
+    if ramp_limited:
+        return "ramp"
+    if cap_limited:
+        return binding
+    return "override" if mode is PriceMode.RUN else "price"
