@@ -10,7 +10,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from controller.config import Config
+from controller.config_model import Config
+from controller.errors import ConfigError
 
 
 def check_site(config: Config) -> list[str]:
@@ -149,8 +150,6 @@ def resolve_secrets(config: Config, env: dict[str, str]) -> Config:
     Precedence: env CURTAILD_MQTT__PASSWORD, then mqtt.password_file, then
     $CREDENTIALS_DIRECTORY/mqtt_password (systemd LoadCredential=).
     """
-    from controller.errors import ConfigError
-
     if config.mqtt.password.get_secret_value():
         return config
     candidates: list[tuple[str, Path]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from controller.config import Config
+from controller.config_model import Config
 
 REDACTED = "<redacted>"
 _SECRET_KEYS = frozenset({"password"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,25 @@ def test_env_overrides_with_typed_conversion(tmp_path: Path) -> None:
     assert config.site.margin_kw == 750.5
     assert config.feeds.on_price_stale == "curtail"
     assert config.economics.min_run_s == 0
+
+
+def test_given_environ_is_used_and_process_environ_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CURTAILD_MQTT__PORT", "1999")
+    before = dict(os.environ)
+    config = load_config(write(tmp_path, MINIMAL), environ={"CURTAILD_MQTT__PORT": "1884"})
+    assert config.mqtt.port == 1884
+    assert dict(os.environ) == before
+    assert load_config(write(tmp_path, MINIMAL), environ={}).mqtt.port == 1883
+    # Without an environ argument the process environment applies.
+    assert load_config(write(tmp_path, MINIMAL)).mqtt.port == 1999
+
+
+def test_env_list_that_is_not_json_is_one_clear_problem(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, MINIMAL, {"CURTAILD_POOLS": "c01"})
+    assert len(problems) == 1
+    assert problems[0].startswith("environment: CURTAILD_POOLS is not valid JSON;")
 
 
 def test_env_value_of_the_wrong_type_is_an_error(tmp_path: Path) -> None:
