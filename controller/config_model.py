@@ -19,6 +19,10 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 UnitId = Annotated[int, Field(ge=0, le=255)]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 HoldOrCurtail = Literal["hold", "curtail"]
+ErcotProduct = Literal["np6-788-cd", "np6-905-cd"]
+ERCOT_PRODUCTS: tuple[ErcotProduct, ...] = ("np6-788-cd", "np6-905-cd")
+ERCOT_B2C_URL = "https://ercotb2c.b2clogin.com/ercotb2c.onmicrosoft.com/B2C_1_PUBAPI-ROPC-FLOW/oauth2/v2.0/token"
+Listen = Annotated[str, Field(pattern=r"^[^:\s]*:\d{1,5}$")]  # host:port, host may be empty
 
 
 class _Strict(BaseModel):
@@ -77,6 +81,10 @@ class ControlConfig(_Strict):
     shutdown_action: HoldOrCurtail = "hold"
     # Extension: a meter reading older than this is unknown (I3). Meters are polled about 1 s.
     meter_stale_s: Annotated[float, Field(gt=0)] = 5.0
+    # An mqtt pool whose last `state` is older than this is unreachable (CONTRACT 7).
+    pool_stale_s: PositiveS = 30.0
+    # How long the state store keeps the audit trail: a year of demand-response proof.
+    audit_retention_days: Annotated[float, Field(gt=0)] = 400.0
 
 
 class DispatchConfig(_Strict):
@@ -95,7 +103,29 @@ class OverrideConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
-    listen: Annotated[str, Field(pattern=r"^[^:\s]*:\d{1,5}$")] = "127.0.0.1:9108"
+    listen: Listen = "127.0.0.1:9108"
+
+
+class ErcotApiConfig(_Strict):
+    """`curtaild feed-ercot` settings (CONTRACT 2.6); the daemon accepts and ignores them."""
+
+    base_url: Annotated[str, Field(min_length=1)] = "https://api.ercot.com/api/public-reports"
+    token_url: Annotated[str, Field(min_length=1)] = ERCOT_B2C_URL
+    client_id: str = "fec253ea-0d06-4272-a5e6-b478baeecd70"
+    username: str = ""
+    password_file: str = ""
+    subscription_key_file: str = ""
+    # Env only (CURTAILD_ERCOT_API__PASSWORD, ..._SUBSCRIPTION_KEY), never the file: typed here
+    # so a shared environment does not fail the daemon's load. The feeder resolves its files.
+    password: SecretStr = Field(default=SecretStr(""), exclude=True)
+    subscription_key: SecretStr = Field(default=SecretStr(""), exclude=True)
+    products: Annotated[list[ErcotProduct], Field(min_length=1)] = Field(
+        default_factory=lambda: list(ERCOT_PRODUCTS)
+    )
+    poll_s: PositiveS = 60.0
+    max_requests_per_min: Annotated[int, Field(ge=1)] = 30
+    publish_topic: Annotated[str, Field(min_length=1)] = "ercot/prices"
+    metrics_listen: Listen = "127.0.0.1:9109"
 
 
 class MeterConfig(_Strict):
@@ -163,6 +193,7 @@ class Config(BaseSettings):
     dispatch: DispatchConfig = DispatchConfig()
     override: OverrideConfig = OverrideConfig()
     metrics: MetricsConfig = MetricsConfig()
+    ercot_api: ErcotApiConfig = ErcotApiConfig()
     meters: list[MeterConfig] = Field(default_factory=list)
     gpu_tenants: list[GpuTenantConfig] = Field(default_factory=list)
     pools: list[PoolConfig] = Field(default_factory=list)

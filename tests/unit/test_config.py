@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import BaseModel
 
 from controller.cli import main
-from controller.config import load_config
+from controller.config import Config, load_config
 from controller.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,11 +47,36 @@ def test_example_config_is_valid_and_complete() -> None:
     assert config.site.name == "abilene-1"
     assert {p.driver for p in config.pools} == {"mqtt", "modbus", "pdu"}
     assert [p.name for p in config.pdus if p.protected] == ["pdu-gpu-a1"]
+    assert config.ercot_api.publish_topic == "ercot/prices"  # accepted (CONTRACT 2.6), typed
+    assert config.ercot_api.max_requests_per_min == 30
+
+
+ENV_ONLY_SECRETS = {("mqtt", "password"), ("ercot_api", "password"),
+                    ("ercot_api", "subscription_key")}  # fmt: skip
+
+
+def test_example_documents_every_key() -> None:
+    # Each key (extensions as a commented line) in its own section's blocks of the example.
+    blocks: dict[str, str] = {}
+    for block in re.split(r"^(?=\[)", EXAMPLE.read_text(), flags=re.MULTILINE)[1:]:
+        section = block.split("]", 1)[0].strip("[")
+        blocks[section] = blocks.get(section, "") + block
+    for section, field in Config.model_fields.items():
+        args = get_args(field.annotation)  # list[PoolConfig] -> PoolConfig
+        model = args[0] if args else field.annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        for key in model.model_fields:
+            if (section, key) not in ENV_ONLY_SECRETS:
+                assert re.search(rf"^#? ?{key} = ", blocks[section], re.MULTILINE), (section, key)
 
 
 def test_defaults_fill_missing_sections(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL), environ={})
     assert config.control.tick_s == 1.0
+    assert config.control.pool_stale_s == 30.0
+    assert config.control.audit_retention_days == 400.0
+    assert config.ercot_api.products == ["np6-788-cd", "np6-905-cd"]
     assert config.feeds.on_dispatch_stale == "curtail"
     assert config.metrics.listen == "127.0.0.1:9108"
 
@@ -106,6 +134,14 @@ def test_env_value_of_the_wrong_type_is_an_error(tmp_path: Path) -> None:
         ("[site]\npoi_limit_kw = 1\n[economics]\npool_fee = 1.0\n", "economics.pool_fee"),
         ("[site]\npoi_limit_kw = 1\n[dispatch]\neea2_fraction = 1.5\n", "dispatch.eea2_fraction"),
         ("[site]\npoi_limit_kw = 1\n[override]\nmax_ttl_s = 0\n", "override.max_ttl_s"),
+        ("[site]\npoi_limit_kw = 1\n[control]\npool_stale_s = 0\n", "control.pool_stale_s"),
+        ("[site]\npoi_limit_kw = 1\n[control]\npool_stale_s = \"30\"\n", "control.pool_stale_s"),
+        ("[site]\npoi_limit_kw = 1\n[control]\naudit_retention_days = 0\n",
+         "control.audit_retention_days"),
+        ("[site]\npoi_limit_kw = 1\n[ercot_api]\npoll_s = \"60\"\n", "ercot_api.poll_s"),
+        ("[site]\npoi_limit_kw = 1\n[ercot_api]\nproducts = [\"np4-190-cd\"]\n",
+         "ercot_api.products.0"),
+        ("[site]\npoi_limit_kw = 1\n[ercot_api]\nbase = \"x\"\n", "ercot_api.base: unknown key"),
         ("[site]\npoi_limit_kw = 1\n[mqtt]\npassword = \"x\"\n", "mqtt.password"),
         ("poi = 1\n", "site"),
     ],
