@@ -8,6 +8,7 @@ line. The model names are re-exported here: callers import them from `controller
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from collections.abc import Mapping
@@ -58,7 +59,10 @@ __all__ = [
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read, validate and cross-check a config file; raise ConfigError listing every problem.
 
-    `environ` defaults to a copy of `os.environ`; tests and reloads may pass their own.
+    `environ` defaults to a copy of `os.environ`; tests and reloads may pass their own. The
+    problems come unknown keys first, then field errors and cross-field rules. Unknown keys do
+    not hide the rest: when they are the only field errors, they are dropped and the remainder
+    is validated and checked too.
     """
     path = Path(path)
     env = dict(os.environ if environ is None else environ)
@@ -70,16 +74,46 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
             "mqtt_password"
         )
         raise ConfigError([hint])
-    data = _merged(raw, env_data(Config, env))
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError([_format_error(err) for err in exc.errors()]) from None
-    config = resolve_secrets(config, env)
-    problems = check_site(config)
-    if problems:
+    config, unknown, invalid = _validated(_merged(raw, env_data(Config, env)))
+    problems = unknown + invalid
+    if config is not None:
+        config = resolve_secrets(config, env)
+        problems += check_site(config)
+    if problems or config is None:  # no config comes with at least one problem
         raise ConfigError(problems)
     return config
+
+
+def _validated(data: dict[str, Any]) -> tuple[Config | None, list[str], list[str]]:
+    """The config, its unknown keys and its other field problems.
+
+    The config is None unless unknown keys were the only problems: then they are dropped and
+    the rest validated, so the cross-field rules can run too.
+    """
+    try:
+        return Config.model_validate(data), [], []
+    except ValidationError as exc:
+        errors = exc.errors()
+    unknown = [err for err in errors if err["type"] == "extra_forbidden"]
+    invalid = [_format_error(err) for err in errors if err["type"] != "extra_forbidden"]
+    unknown_problems = [_format_error(err) for err in unknown]
+    if invalid:
+        return None, unknown_problems, invalid
+    pruned = copy.deepcopy(data)
+    for err in unknown:
+        _drop(pruned, err["loc"])
+    try:
+        return Config.model_validate(pruned), unknown_problems, []
+    except ValidationError as exc:  # not expected: unknown keys were the only problems
+        return None, unknown_problems, [_format_error(err) for err in exc.errors()]
+
+
+def _drop(data: Any, loc: tuple[str | int, ...]) -> None:
+    """Delete the key at `loc` (a pydantic error location) from nested dicts and lists."""
+    *parents, last = loc
+    for part in parents:
+        data = data[part]
+    del data[last]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Each rule returns its own message with the key path, so `check-config` lists eve
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def check_site(config: Config) -> list[str]:
     problems += _check_meters(config)
     problems += _check_pdus(config)
     problems += _check_pools(config)
+    problems += _check_addresses(config)
     problems += _check_limits(config)
     return problems
 
@@ -124,6 +126,48 @@ def _check_pools(config: Config) -> list[str]:
                     f"= {capacity_kw:g}"
                 )
     return problems
+
+
+def _check_addresses(config: Config) -> list[str]:
+    """One Modbus address is one device (CONTRACT 7): otherwise a protected PDU could be
+    written as a pool PDU under another name, or a meter read as something it is not."""
+    devices: list[tuple[str, str, int, int]] = [
+        (f"meters.{i} ({m.name})", m.host, m.port, m.unit_id) for i, m in enumerate(config.meters)
+    ]
+    devices += [
+        (f"pdus.{i} ({p.name}{', protected' if p.protected else ''})", p.host, p.port, p.unit_id)
+        for i, p in enumerate(config.pdus)
+    ]
+    devices += [
+        (f"pools.{i} ({p.name})", p.host, p.port, p.unit_id)
+        for i, p in enumerate(config.pools)
+        if p.driver == "modbus" and p.host is not None and p.port is not None
+        and p.unit_id is not None
+    ]  # fmt: skip
+    first: dict[tuple[str, int, int], tuple[str, str]] = {}
+    problems = []
+    for where, host, port, unit_id in devices:
+        address = (_host_key(host), port, unit_id)
+        if address in first:
+            other, other_host = first[address]
+            problems.append(
+                f"{where}: same Modbus address as {other}: host {other_host!r}, port {port}, "
+                f"unit_id {unit_id}; one address is one device: correct host, port or unit_id "
+                "or remove the duplicate"
+            )
+        else:
+            first[address] = (where, host)
+    return problems
+
+
+def _host_key(host: str) -> str:
+    """Hosts compare as written, without DNS (config checks do no I/O, and names can resolve
+    differently later): IP literals in canonical form, names case-insensitively."""
+    text = host.strip()
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        return text.lower().rstrip(".")
 
 
 def _check_limits(config: Config) -> list[str]:

@@ -15,31 +15,10 @@ from pydantic import BaseModel
 from controller.cli import main
 from controller.config import Config, load_config
 from controller.errors import ConfigError
+from tests.unit.config_support import MINIMAL, problems_of, write
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.toml"
-
-MINIMAL = """
-[site]
-poi_limit_kw = 30000
-[[pools]]
-name = "c01"
-driver = "mqtt"
-max_kw = 3000
-efficiency_j_per_th = 21.5
-"""
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    return path
-
-
-def problems_of(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), environ=env or {})
-    return info.value.problems
 
 
 def test_example_config_is_valid_and_complete() -> None:
@@ -158,97 +137,6 @@ def test_pdu_bounds(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, text)
     assert any(p.startswith("pdus.0.outlets") for p in problems)
     assert any(p.startswith("pdus.0.outlet_kw") for p in problems)
-
-
-SITE = """
-[site]
-poi_limit_kw = 30000
-aux_kw = 1000
-margin_kw = 500
-[[meters]]
-name = "gpu-m"
-role = "gpu"
-host = "h"
-port = 1
-[[pdus]]
-name = "gpu-pdu"
-host = "h"
-port = 2
-outlets = 4
-outlet_kw = 10
-protected = true
-[[pdus]]
-name = "pool-pdu"
-host = "h"
-port = 3
-outlets = 4
-outlet_kw = 10
-"""
-
-
-@pytest.mark.parametrize(
-    ("extra", "fragment"),
-    [
-        ('[[pools]]\nname="a"\ndriver="mqtt"\nmax_kw=1\nefficiency_j_per_th=20\npdus=["gpu-pdu"]\n',
-         "is protected"),
-        ('[[gpu_tenants]]\nname="t"\nfirm_kw=1\nmeters=["gpu-m"]\npdus=["pool-pdu"]\n',
-         "protected = false"),
-        ('[[pools]]\nname="gpu-m"\ndriver="mqtt"\nmax_kw=1\nefficiency_j_per_th=20\n',
-         "used by 2 devices"),
-        ('[[gpu_tenants]]\nname="t"\nfirm_kw=29000\nmeters=["gpu-m"]\n',
-         "less than the firm GPU reservations"),
-        ('[[gpu_tenants]]\nname="t"\nfirm_kw=1\nmeters=["nope"]\n', "no meter named 'nope'"),
-        ('[[pools]]\nname="a"\ndriver="modbus"\nmax_kw=1\nefficiency_j_per_th=20\n',
-         "requires host, port, unit_id"),
-        ('[[pools]]\nname="a"\ndriver="mqtt"\nmax_kw=1\nefficiency_j_per_th=20\nhost="h"\n',
-         "belong to driver = 'modbus'"),
-        ('[[pools]]\nname="a"\ndriver="pdu"\nmax_kw=1\nefficiency_j_per_th=20\n',
-         "requires at least one PDU"),
-        ('[[pools]]\nname="a"\ndriver="pdu"\nmax_kw=100\nefficiency_j_per_th=20\npdus=["pool-pdu"]\n',
-         "exceeds its PDUs"),
-        ('[[pools]]\nname="a"\ndriver="mqtt"\nmax_kw=1\nefficiency_j_per_th=20\npdus=["x"]\n',
-         "no pdu named 'x'"),
-        ('[dispatch]\nfrequency_trip_hz=59.9\nfrequency_reset_hz=59.8\n', "above frequency_trip_hz"),
-    ],
-)  # fmt: skip
-def test_cross_field_rules(tmp_path: Path, extra: str, fragment: str) -> None:
-    problems = problems_of(tmp_path, SITE + extra)
-    assert any(fragment in p for p in problems), problems
-
-
-def test_every_cross_field_problem_is_listed(tmp_path: Path) -> None:
-    extra = (
-        '[[pools]]\nname="a"\ndriver="modbus"\nmax_kw=1\nefficiency_j_per_th=20\npdus=["gpu-pdu"]\n'
-        '[[gpu_tenants]]\nname="t"\nfirm_kw=90000\nmeters=["gpu-m"]\n'
-    )
-    assert len(problems_of(tmp_path, SITE + extra)) >= 3
-
-
-def test_password_from_file_env_and_credentials(tmp_path: Path) -> None:
-    secret = tmp_path / "pw"
-    secret.write_text("s3cret\n")
-    text = MINIMAL + f'[mqtt]\npassword_file = "{secret}"\n'
-    assert load_config(write(tmp_path, text), environ={}).mqtt.password.get_secret_value() == (
-        "s3cret"
-    )
-    env = {"CURTAILD_MQTT__PASSWORD": "from-env"}
-    config = load_config(write(tmp_path, text), environ=env)
-    assert config.mqtt.password.get_secret_value() == "from-env"
-    creds = tmp_path / "creds"
-    creds.mkdir()
-    (creds / "mqtt_password").write_text("cred\n")
-    config = load_config(write(tmp_path, MINIMAL), environ={"CREDENTIALS_DIRECTORY": str(creds)})
-    assert config.mqtt.password.get_secret_value() == "cred"
-
-
-def test_unreadable_password_file_is_one_clear_problem(tmp_path: Path) -> None:
-    text = MINIMAL + '[mqtt]\npassword_file = "/nonexistent/pw"\n'
-    problems = problems_of(tmp_path, text)
-    expected = (
-        "mqtt.password_file: cannot read /nonexistent/pw: No such file or directory "
-        "(check the path and permissions)"
-    )
-    assert problems == [expected]
 
 
 def test_missing_file_and_syntax_error(tmp_path: Path) -> None:
