@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.config_checks import check_site, resolve_secrets
+from controller.config_checks import check_site
 from controller.config_env import env_data
 from controller.config_model import (
     Config,
@@ -35,6 +35,7 @@ from controller.config_model import (
     PoolConfig,
     SiteConfig,
 )
+from controller.config_secrets import load_files, take_misplaced_secrets
 from controller.errors import ConfigError
 
 __all__ = [
@@ -60,25 +61,20 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     """Read, validate and cross-check a config file; raise ConfigError listing every problem.
 
     `environ` defaults to a copy of `os.environ`; tests and reloads may pass their own. The
-    problems come unknown keys first, then field errors and cross-field rules. Unknown keys do
-    not hide the rest: when they are the only field errors, they are dropped and the remainder
-    is validated and checked too.
+    problems come unknown keys first, then misplaced secrets, field errors, unreadable files and
+    cross-field rules. Unknown keys do not hide the rest: when they are the only field errors,
+    they are dropped and the remainder is validated and checked too.
     """
     path = Path(path)
     env = dict(os.environ if environ is None else environ)
     raw = _read_toml(path)
-    if isinstance(raw.get("mqtt"), dict) and "password" in raw["mqtt"]:
-        hint = (
-            "mqtt.password: secrets are never read from the config file; use "
-            "mqtt.password_file, env CURTAILD_MQTT__PASSWORD or the systemd credential "
-            "mqtt_password"
-        )
-        raise ConfigError([hint])
-    config, unknown, invalid = _validated(_merged(raw, env_data(Config, env)))
-    problems = unknown + invalid
+    from_env = env_data(Config, env)
+    misplaced = take_misplaced_secrets(raw, from_env)
+    config, unknown, invalid = _validated(_merged(raw, from_env))
+    problems = unknown + misplaced + invalid
     if config is not None:
-        config = resolve_secrets(config, env)
-        problems += check_site(config)
+        config, file_problems = load_files(config, env)
+        problems += file_problems + check_site(config)
     if problems or config is None:  # no config comes with at least one problem
         raise ConfigError(problems)
     return config

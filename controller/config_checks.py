@@ -1,4 +1,4 @@
-"""Cross-field configuration rules (CONTRACT section 1 and 7) and secret resolution.
+"""Cross-field configuration rules (CONTRACT section 1 and 7).
 
 Each rule returns its own message with the key path, so `check-config` lists every problem.
 """
@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from pathlib import Path
-
-from pydantic import SecretStr
 
 from controller.config_model import Config
-from controller.errors import ConfigError
 
 
 def check_site(config: Config) -> list[str]:
@@ -186,31 +182,3 @@ def _check_limits(config: Config) -> list[str]:
             f"({config.dispatch.frequency_reset_hz:g} <= {config.dispatch.frequency_trip_hz:g})"
         )
     return problems
-
-
-def resolve_secrets(config: Config, env: dict[str, str]) -> Config:
-    """Fill mqtt.password from its file or the systemd credential when the env left it empty.
-
-    Precedence: env CURTAILD_MQTT__PASSWORD, then mqtt.password_file, then
-    $CREDENTIALS_DIRECTORY/mqtt_password (systemd LoadCredential=).
-    """
-    if config.mqtt.password.get_secret_value():
-        return config
-    candidates: list[tuple[str, Path]] = []
-    if config.mqtt.password_file:
-        candidates.append(("mqtt.password_file", Path(config.mqtt.password_file)))
-    creds = env.get("CREDENTIALS_DIRECTORY")
-    if creds:
-        path = Path(creds) / "mqtt_password"
-        if path.is_file():
-            candidates.append(("$CREDENTIALS_DIRECTORY/mqtt_password", path))
-    for key, path in candidates:
-        try:
-            secret = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(
-                [f"{key}: cannot read {path}: {exc.strerror} (check the path and permissions)"]
-            ) from None
-        mqtt = config.mqtt.model_copy(update={"password": SecretStr(secret)})
-        return config.model_copy(update={"mqtt": mqtt})
-    return config

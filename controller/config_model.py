@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 Kw = Annotated[float, Field(ge=0)]
@@ -100,6 +100,10 @@ class OverrideConfig(_Strict):
     max_ttl_s: Annotated[int, Field(ge=1)] = 86400
     hmac_key_file: str = ""
     max_clock_skew_s: NonNegS = 120.0
+    # Loaded by `load_config` from hmac_key_file (never from the TOML file or env), so the
+    # runtime builds its validator without I/O that can fail; None: overrides are unsigned.
+    # Excluded from dumps so that a dumped config renders back into a loadable file.
+    hmac_key: SecretBytes | None = Field(default=None, exclude=True)
 
 
 class MetricsConfig(_Strict):
