@@ -1,308 +1,140 @@
-"""Typed configuration (CONTRACT section 1): TOML plus CURTAILD_SECTION__KEY env overrides.
+"""Load the configuration (CONTRACT section 1): TOML plus CURTAILD_SECTION__KEY env overrides.
 
-Every model forbids unknown keys and is strict: a string or boolean where a number belongs is an
-error, not a coercion. Env values arrive as text, so `_TypedEnvSource` converts them by the
-annotation of the field they land on before strict validation sees them. Cross-field rules live
-in `controller.config_checks` so that each problem is reported on its own line.
+`load_config` reads the file and the environ it is given (never `os.environ` when one is passed,
+and it never changes either), validates the typed models of `controller.config_model`, then runs
+the cross-field rules of `controller.config_checks`, so that each problem is reported on its own
+line. The model names are re-exported here: callers import them from `controller.config`.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
+from pydantic import ValidationError
+
+from controller.config_checks import check_site
+from controller.config_env import env_data
+from controller.config_model import (
+    Config,
+    ControlConfig,
+    DispatchConfig,
+    EconomicsConfig,
+    ErcotApiConfig,
+    FeedsConfig,
+    GpuTenantConfig,
+    MeterConfig,
+    MetricsConfig,
+    MqttConfig,
+    OverrideConfig,
+    PduConfig,
+    PoolConfig,
+    SiteConfig,
 )
-
+from controller.config_secrets import load_files, take_misplaced_secrets
 from controller.errors import ConfigError
 
-Kw = Annotated[float, Field(ge=0)]
-PositiveS = Annotated[float, Field(gt=0)]
-NonNegS = Annotated[float, Field(ge=0)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-UnitId = Annotated[int, Field(ge=0, le=255)]
-Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
-HoldOrCurtail = Literal["hold", "curtail"]
+__all__ = [
+    "Config",
+    "ControlConfig",
+    "DispatchConfig",
+    "EconomicsConfig",
+    "ErcotApiConfig",
+    "FeedsConfig",
+    "GpuTenantConfig",
+    "MeterConfig",
+    "MetricsConfig",
+    "MqttConfig",
+    "OverrideConfig",
+    "PduConfig",
+    "PoolConfig",
+    "SiteConfig",
+    "load_config",
+]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and cross-check a config file; raise ConfigError listing every problem.
 
-
-class SiteConfig(_Strict):
-    name: Name = "site"
-    poi_limit_kw: Kw
-    backup_limit_kw: Kw = 0.0
-    aux_kw: Kw = 0.0
-    margin_kw: Kw = 0.0
-    settlement_point: str = "HB_WEST"
-
-
-class MqttConfig(_Strict):
-    host: str = "127.0.0.1"
-    port: Port = 1883
-    client_id: str = "curtaild"
-    username: str = ""
-    password_file: str = ""
-    # Never read from the TOML file (rejected there): env CURTAILD_MQTT__PASSWORD,
-    # password_file or $CREDENTIALS_DIRECTORY/mqtt_password fill it.
-    password: SecretStr = SecretStr("")
-    tls_ca_file: str = ""
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
-    keepalive_s: Annotated[int, Field(ge=1, le=65535)] = 15
-    topic_prefix: Annotated[str, Field(min_length=1)] = "curtaild/site"
-
-
-class FeedsConfig(_Strict):
-    price_topic: str = "ercot/prices/#"
-    price_stale_s: PositiveS = 1200.0
-    on_price_stale: HoldOrCurtail = "hold"
-    dispatch_topic: str = "qse/site/dispatch"
-    dispatch_heartbeat_s: NonNegS = 0.0
-    on_dispatch_stale: HoldOrCurtail = "curtail"
-    hashprice_topic: str = ""
-
-
-class EconomicsConfig(_Strict):
-    hashprice_usd_per_ph_day: Annotated[float, Field(gt=0)] = 50.0
-    pool_fee: Annotated[float, Field(ge=0, lt=1)] = 0.02
-    hysteresis_usd_per_mwh: Annotated[float, Field(ge=0)] = 5.0
-    min_run_s: NonNegS = 300.0
-    min_curtail_s: NonNegS = 300.0
-
-
-class ControlConfig(_Strict):
-    tick_s: Annotated[float, Field(ge=0.05)] = 1.0
-    decision_budget_ms: Annotated[float, Field(gt=0)] = 1000.0
-    confirm_timeout_s: Annotated[float, Field(ge=0.5)] = 5.0
-    ramp_up_kw_per_s: Annotated[float, Field(gt=0)] = 2000.0
-    state_dir: str = "/var/lib/curtaild"
-    shutdown_action: HoldOrCurtail = "hold"
-    # Extension: a meter reading older than this is unknown (I3). Meters are polled about 1 s.
-    meter_stale_s: Annotated[float, Field(gt=0)] = 5.0
-
-
-class DispatchConfig(_Strict):
-    eea1_fraction: Annotated[float, Field(ge=0, le=1)] = 1.0
-    eea2_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
-    eea3_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
-    frequency_trip_hz: Annotated[float, Field(gt=0)] = 59.7
-    frequency_reset_hz: Annotated[float, Field(gt=0)] = 59.9
-    frequency_reset_s: NonNegS = 600.0
-
-
-class OverrideConfig(_Strict):
-    max_ttl_s: Annotated[int, Field(ge=1)] = 86400
-    hmac_key_file: str = ""
-    max_clock_skew_s: NonNegS = 120.0
-
-
-class MetricsConfig(_Strict):
-    listen: Annotated[str, Field(pattern=r"^[^:\s]*:\d{1,5}$")] = "127.0.0.1:9108"
-
-
-class MeterConfig(_Strict):
-    name: Name
-    role: Literal["site", "gpu", "aux"]
-    host: str
-    port: Port
-    unit_id: UnitId = 1
-    power_register: Annotated[int, Field(ge=0, le=65534)] = 0
-    frequency_register: Annotated[int, Field(ge=0, le=65534)] = 2
-    islanded_input: Annotated[int, Field(ge=0, le=65535)] = 0
-
-
-class GpuTenantConfig(_Strict):
-    name: Name
-    firm_kw: Kw
-    meters: list[str] = Field(default_factory=list)
-    pdus: list[str] = Field(default_factory=list)
-
-
-class PoolConfig(_Strict):
-    name: Name
-    driver: Literal["mqtt", "modbus", "pdu"]
-    max_kw: Kw
-    efficiency_j_per_th: Annotated[float, Field(gt=0)]
-    strike_usd_per_mwh: float = 0.0
-    ufr: bool = False
-    pdus: list[str] = Field(default_factory=list)
-    host: str | None = None
-    port: Port | None = None
-    unit_id: UnitId | None = None
-    setpoint_register: Annotated[int, Field(ge=0, le=65534)] = 0
-    measured_register: Annotated[int, Field(ge=0, le=65532)] = 0
-
-
-class PduConfig(_Strict):
-    name: Name
-    host: str
-    port: Port
-    unit_id: UnitId = 1
-    outlets: Annotated[int, Field(ge=1, le=64)]
-    outlet_kw: Annotated[float, Field(ge=0, le=65.5)]
-    protected: bool = False
-    first_coil: Annotated[int, Field(ge=0, le=65471)] = 0
-    first_power_register: Annotated[int, Field(ge=0, le=65471)] = 0
-
-
-class Config(BaseSettings):
-    """The whole site configuration; build it with `load_config`, not directly."""
-
-    model_config = SettingsConfigDict(
-        extra="forbid",
-        strict=True,
-        frozen=True,
-        env_prefix="CURTAILD_",
-        env_nested_delimiter="__",
-        nested_model_default_partial_update=False,
-    )
-
-    site: SiteConfig
-    mqtt: MqttConfig = MqttConfig()
-    feeds: FeedsConfig = FeedsConfig()
-    economics: EconomicsConfig = EconomicsConfig()
-    control: ControlConfig = ControlConfig()
-    dispatch: DispatchConfig = DispatchConfig()
-    override: OverrideConfig = OverrideConfig()
-    metrics: MetricsConfig = MetricsConfig()
-    meters: list[MeterConfig] = Field(default_factory=list)
-    gpu_tenants: list[GpuTenantConfig] = Field(default_factory=list)
-    pools: list[PoolConfig] = Field(default_factory=list)
-    pdus: list[PduConfig] = Field(default_factory=list)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = _TOML_PATH.get("path")
-        sources: list[PydanticBaseSettingsSource] = [
-            init_settings,
-            _TypedEnvSource(settings_cls),
-        ]
-        if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
-        return tuple(sources)
-
-
-# pydantic-settings builds sources from the class; the file path is passed through here for the
-# single synchronous load call (config loads are never concurrent).
-_TOML_PATH: dict[str, Path | None] = {"path": None}
-
-
-class _TypedEnvSource(EnvSettingsSource):
-    """Env values are text: convert them by the target field's type before strict validation."""
-
-    def __call__(self) -> dict[str, Any]:
-        data: dict[str, Any] = _coerce_env(super().__call__(), Config)
-        return data
-
-
-def _coerce_env(data: Any, model: type[BaseModel]) -> Any:
-    if not isinstance(data, dict):
-        return data
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        field = model.model_fields.get(key)
-        if field is None:
-            out[key] = value
-            continue
-        out[key] = _coerce_value(value, field.annotation)
-    return out
-
-
-def _coerce_value(value: Any, annotation: Any) -> Any:
-    origin = getattr(annotation, "__origin__", None)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return _coerce_env(value, annotation)
-    if origin is list and isinstance(value, list):
-        (item,) = annotation.__args__
-        return [_coerce_value(v, item) for v in value]
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    kinds = _scalar_kinds(annotation)
-    if bool in kinds and text.lower() in ("true", "false", "1", "0"):
-        return text.lower() in ("true", "1")
-    if int in kinds:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-    if float in kinds:
-        try:
-            return float(text)
-        except ValueError:
-            pass
-    return value
-
-
-def _scalar_kinds(annotation: Any) -> set[type]:
-    args = getattr(annotation, "__args__", None)
-    if getattr(annotation, "__metadata__", None) is not None:  # Annotated[T, ...]
-        return _scalar_kinds(annotation.__origin__)
-    if args and getattr(annotation, "__origin__", None) is not list:
-        kinds: set[type] = set()
-        for arg in args:
-            kinds |= _scalar_kinds(arg)
-        return kinds
-    return {annotation} if isinstance(annotation, type) else set()
-
-
-def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
-    """Read, validate and cross-check a config file; raise ConfigError listing every problem."""
-    from controller.config_checks import check_site, resolve_secrets
-
+    `environ` defaults to a copy of `os.environ`; tests and reloads may pass their own. The
+    problems come unknown keys first, then misplaced secrets, field errors, unreadable files and
+    cross-field rules. Unknown keys do not hide the rest: when they are the only field errors,
+    they are dropped and the remainder is validated and checked too.
+    """
     path = Path(path)
+    env = dict(os.environ if environ is None else environ)
+    raw = _read_toml(path)
+    from_env = env_data(Config, env)
+    misplaced = take_misplaced_secrets(raw, from_env)
+    config, unknown, invalid = _validated(_merged(raw, from_env))
+    problems = unknown + misplaced + invalid
+    if config is not None:
+        config, file_problems = load_files(config, env)
+        problems += file_problems + check_site(config)
+    if problems or config is None:  # no config comes with at least one problem
+        raise ConfigError(problems)
+    return config
+
+
+def _validated(data: dict[str, Any]) -> tuple[Config | None, list[str], list[str]]:
+    """The config, its unknown keys and its other field problems.
+
+    The config is None unless unknown keys were the only problems: then they are dropped and
+    the rest validated, so the cross-field rules can run too.
+    """
+    try:
+        return Config.model_validate(data), [], []
+    except ValidationError as exc:
+        errors = exc.errors()
+    unknown = [err for err in errors if err["type"] == "extra_forbidden"]
+    invalid = [_format_error(err) for err in errors if err["type"] != "extra_forbidden"]
+    unknown_problems = [_format_error(err) for err in unknown]
+    if invalid:
+        return None, unknown_problems, invalid
+    pruned = copy.deepcopy(data)
+    for err in unknown:
+        _drop(pruned, err["loc"])
+    try:
+        return Config.model_validate(pruned), unknown_problems, []
+    except ValidationError as exc:  # not expected: unknown keys were the only problems
+        return None, unknown_problems, [_format_error(err) for err in exc.errors()]
+
+
+def _drop(data: Any, loc: tuple[str | int, ...]) -> None:
+    """Delete the key at `loc` (a pydantic error location) from nested dicts and lists."""
+    *parents, last = loc
+    for part in parents:
+        data = data[part]
+    del data[last]
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError([f"config file {path}: not found (pass --config PATH to a TOML file)"])
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"config file {path}: TOML syntax error: {exc}"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"config file {path}: cannot read: {exc}"]) from None
-    if isinstance(raw.get("mqtt"), dict) and "password" in raw["mqtt"]:
-        hint = (
-            "mqtt.password: secrets are never read from the config file; use "
-            "mqtt.password_file, env CURTAILD_MQTT__PASSWORD or the systemd credential "
-            "mqtt_password"
-        )
-        raise ConfigError([hint])
-    saved = dict(os.environ)
-    if environ is not None:
-        os.environ.clear()
-        os.environ.update(environ)
-    _TOML_PATH["path"] = path
-    try:
-        config = Config()
-    except ValidationError as exc:
-        raise ConfigError([_format_error(err) for err in exc.errors()]) from None
-    finally:
-        _TOML_PATH["path"] = None
-        if environ is not None:
-            os.environ.clear()
-            os.environ.update(saved)
-    env = environ if environ is not None else dict(os.environ)
-    config = resolve_secrets(config, env)
-    problems = check_site(config)
-    if problems:
-        raise ConfigError(problems)
-    return config
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, tables merged key by key, anything else (lists too) replaced.
+
+    The same precedence pydantic-settings gives its sources: env before the TOML file.
+    """
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _format_error(err: Any) -> str:

@@ -1,16 +1,14 @@
-"""Cross-field configuration rules (CONTRACT section 1 and 7) and secret resolution.
+"""Cross-field configuration rules (CONTRACT section 1 and 7).
 
 Each rule returns its own message with the key path, so `check-config` lists every problem.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
-from pathlib import Path
 
-from pydantic import SecretStr
-
-from controller.config import Config
+from controller.config_model import Config
 
 
 def check_site(config: Config) -> list[str]:
@@ -20,6 +18,7 @@ def check_site(config: Config) -> list[str]:
     problems += _check_meters(config)
     problems += _check_pdus(config)
     problems += _check_pools(config)
+    problems += _check_addresses(config)
     problems += _check_limits(config)
     return problems
 
@@ -125,6 +124,48 @@ def _check_pools(config: Config) -> list[str]:
     return problems
 
 
+def _check_addresses(config: Config) -> list[str]:
+    """One Modbus address is one device (CONTRACT 7): otherwise a protected PDU could be
+    written as a pool PDU under another name, or a meter read as something it is not."""
+    devices: list[tuple[str, str, int, int]] = [
+        (f"meters.{i} ({m.name})", m.host, m.port, m.unit_id) for i, m in enumerate(config.meters)
+    ]
+    devices += [
+        (f"pdus.{i} ({p.name}{', protected' if p.protected else ''})", p.host, p.port, p.unit_id)
+        for i, p in enumerate(config.pdus)
+    ]
+    devices += [
+        (f"pools.{i} ({p.name})", p.host, p.port, p.unit_id)
+        for i, p in enumerate(config.pools)
+        if p.driver == "modbus" and p.host is not None and p.port is not None
+        and p.unit_id is not None
+    ]  # fmt: skip
+    first: dict[tuple[str, int, int], tuple[str, str]] = {}
+    problems = []
+    for where, host, port, unit_id in devices:
+        address = (_host_key(host), port, unit_id)
+        if address in first:
+            other, other_host = first[address]
+            problems.append(
+                f"{where}: same Modbus address as {other}: host {other_host!r}, port {port}, "
+                f"unit_id {unit_id}; one address is one device: correct host, port or unit_id "
+                "or remove the duplicate"
+            )
+        else:
+            first[address] = (where, host)
+    return problems
+
+
+def _host_key(host: str) -> str:
+    """Hosts compare as written, without DNS (config checks do no I/O, and names can resolve
+    differently later): IP literals in canonical form, names case-insensitively."""
+    text = host.strip()
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        return text.lower().rstrip(".")
+
+
 def _check_limits(config: Config) -> list[str]:
     site = config.site
     firm_kw = sum(t.firm_kw for t in config.gpu_tenants)
@@ -141,33 +182,3 @@ def _check_limits(config: Config) -> list[str]:
             f"({config.dispatch.frequency_reset_hz:g} <= {config.dispatch.frequency_trip_hz:g})"
         )
     return problems
-
-
-def resolve_secrets(config: Config, env: dict[str, str]) -> Config:
-    """Fill mqtt.password from its file or the systemd credential when the env left it empty.
-
-    Precedence: env CURTAILD_MQTT__PASSWORD, then mqtt.password_file, then
-    $CREDENTIALS_DIRECTORY/mqtt_password (systemd LoadCredential=).
-    """
-    from controller.errors import ConfigError
-
-    if config.mqtt.password.get_secret_value():
-        return config
-    candidates: list[tuple[str, Path]] = []
-    if config.mqtt.password_file:
-        candidates.append(("mqtt.password_file", Path(config.mqtt.password_file)))
-    creds = env.get("CREDENTIALS_DIRECTORY")
-    if creds:
-        path = Path(creds) / "mqtt_password"
-        if path.is_file():
-            candidates.append(("$CREDENTIALS_DIRECTORY/mqtt_password", path))
-    for key, path in candidates:
-        try:
-            secret = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(
-                [f"{key}: cannot read {path}: {exc.strerror} (check the path and permissions)"]
-            ) from None
-        mqtt = config.mqtt.model_copy(update={"password": SecretStr(secret)})
-        return config.model_copy(update={"mqtt": mqtt})
-    return config

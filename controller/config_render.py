@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from controller.config import Config
+from controller.config_model import Config
+from controller.config_secrets import SECRETS
 
 REDACTED = "<redacted>"
-_SECRET_KEYS = frozenset({"password"})
 
 
 def redacted(config: Config) -> dict[str, Any]:
+    """The config as plain data, every secret shown only as set (REDACTED) or not ("")."""
     data = config.model_dump(mode="python")
-    mqtt = data["mqtt"]
-    for key in _SECRET_KEYS:
-        secret = getattr(config.mqtt, key).get_secret_value()
-        mqtt[key] = REDACTED if secret else ""
+    for section, key in SECRETS:
+        # Some secrets are excluded from dumps (a dump must render back into a loadable file):
+        # read them from the model, never from the dump.
+        secret = getattr(getattr(config, section), key)
+        data[section][key] = REDACTED if secret is not None and secret.get_secret_value() else ""
     return data
 
 

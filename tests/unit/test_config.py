@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import BaseModel
 
-from controller.cli import main
-from controller.config import load_config
+from controller.config import Config, load_config
+from controller.config_render import render_toml
+from controller.config_secrets import SECRETS
 from controller.errors import ConfigError
+from tests.unit.config_support import MINIMAL, problems_of, write
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.toml"
-
-MINIMAL = """
-[site]
-poi_limit_kw = 30000
-[[pools]]
-name = "c01"
-driver = "mqtt"
-max_kw = 3000
-efficiency_j_per_th = 21.5
-"""
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    return path
-
-
-def problems_of(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), environ=env or {})
-    return info.value.problems
 
 
 def test_example_config_is_valid_and_complete() -> None:
@@ -43,11 +27,32 @@ def test_example_config_is_valid_and_complete() -> None:
     assert config.site.name == "abilene-1"
     assert {p.driver for p in config.pools} == {"mqtt", "modbus", "pdu"}
     assert [p.name for p in config.pdus if p.protected] == ["pdu-gpu-a1"]
+    assert config.ercot_api.publish_topic == "ercot/prices"  # accepted (CONTRACT 2.6), typed
+    assert config.ercot_api.max_requests_per_min == 30
+
+
+def test_example_documents_every_key() -> None:
+    # Each key (extensions as a commented line) in its own section's blocks of the example.
+    blocks: dict[str, str] = {}
+    for block in re.split(r"^(?=\[)", EXAMPLE.read_text(), flags=re.MULTILINE)[1:]:
+        section = block.split("]", 1)[0].strip("[")
+        blocks[section] = blocks.get(section, "") + block
+    for section, field in Config.model_fields.items():
+        args = get_args(field.annotation)  # list[PoolConfig] -> PoolConfig
+        model = args[0] if args else field.annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        for key in model.model_fields:
+            if (section, key) not in SECRETS:
+                assert re.search(rf"^#? ?{key} = ", blocks[section], re.MULTILINE), (section, key)
 
 
 def test_defaults_fill_missing_sections(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL), environ={})
     assert config.control.tick_s == 1.0
+    assert config.control.pool_stale_s == 30.0
+    assert config.control.audit_retention_days == 400.0
+    assert config.ercot_api.products == ["np6-788-cd", "np6-905-cd"]
     assert config.feeds.on_dispatch_stale == "curtail"
     assert config.metrics.listen == "127.0.0.1:9108"
 
@@ -64,6 +69,25 @@ def test_env_overrides_with_typed_conversion(tmp_path: Path) -> None:
     assert config.site.margin_kw == 750.5
     assert config.feeds.on_price_stale == "curtail"
     assert config.economics.min_run_s == 0
+
+
+def test_given_environ_is_used_and_process_environ_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CURTAILD_MQTT__PORT", "1999")
+    before = dict(os.environ)
+    config = load_config(write(tmp_path, MINIMAL), environ={"CURTAILD_MQTT__PORT": "1884"})
+    assert config.mqtt.port == 1884
+    assert dict(os.environ) == before
+    assert load_config(write(tmp_path, MINIMAL), environ={}).mqtt.port == 1883
+    # Without an environ argument the process environment applies.
+    assert load_config(write(tmp_path, MINIMAL)).mqtt.port == 1999
+
+
+def test_env_list_that_is_not_json_is_one_clear_problem(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, MINIMAL, {"CURTAILD_POOLS": "c01"})
+    assert len(problems) == 1
+    assert problems[0].startswith("environment: CURTAILD_POOLS is not valid JSON;")
 
 
 def test_env_value_of_the_wrong_type_is_an_error(tmp_path: Path) -> None:
@@ -86,6 +110,14 @@ def test_env_value_of_the_wrong_type_is_an_error(tmp_path: Path) -> None:
         ("[site]\npoi_limit_kw = 1\n[economics]\npool_fee = 1.0\n", "economics.pool_fee"),
         ("[site]\npoi_limit_kw = 1\n[dispatch]\neea2_fraction = 1.5\n", "dispatch.eea2_fraction"),
         ("[site]\npoi_limit_kw = 1\n[override]\nmax_ttl_s = 0\n", "override.max_ttl_s"),
+        ("[site]\npoi_limit_kw = 1\n[control]\npool_stale_s = 0\n", "control.pool_stale_s"),
+        ("[site]\npoi_limit_kw = 1\n[control]\npool_stale_s = \"30\"\n", "control.pool_stale_s"),
+        ("[site]\npoi_limit_kw = 1\n[control]\naudit_retention_days = 0\n",
+         "control.audit_retention_days"),
+        ("[site]\npoi_limit_kw = 1\n[ercot_api]\npoll_s = \"60\"\n", "ercot_api.poll_s"),
+        ("[site]\npoi_limit_kw = 1\n[ercot_api]\nproducts = [\"np4-190-cd\"]\n",
+         "ercot_api.products.0"),
+        ("[site]\npoi_limit_kw = 1\n[ercot_api]\nbase = \"x\"\n", "ercot_api.base: unknown key"),
         ("[site]\npoi_limit_kw = 1\n[mqtt]\npassword = \"x\"\n", "mqtt.password"),
         ("poi = 1\n", "site"),
     ],
@@ -104,113 +136,11 @@ def test_pdu_bounds(tmp_path: Path) -> None:
     assert any(p.startswith("pdus.0.outlet_kw") for p in problems)
 
 
-SITE = """
-[site]
-poi_limit_kw = 30000
-aux_kw = 1000
-margin_kw = 500
-[[meters]]
-name = "gpu-m"
-role = "gpu"
-host = "h"
-port = 1
-[[pdus]]
-name = "gpu-pdu"
-host = "h"
-port = 2
-outlets = 4
-outlet_kw = 10
-protected = true
-[[pdus]]
-name = "pool-pdu"
-host = "h"
-port = 3
-outlets = 4
-outlet_kw = 10
-"""
-
-
-@pytest.mark.parametrize(
-    ("extra", "fragment"),
-    [
-        ('[[pools]]\nname="a"\ndriver="mqtt"\nmax_kw=1\nefficiency_j_per_th=20\npdus=["gpu-pdu"]\n',
-         "is protected"),
-        ('[[gpu_tenants]]\nname="t"\nfirm_kw=1\nmeters=["gpu-m"]\npdus=["pool-pdu"]\n',
-         "protected = false"),
-        ('[[pools]]\nname="gpu-m"\ndriver="mqtt"\nmax_kw=1\nefficiency_j_per_th=20\n',
-         "used by 2 devices"),
-        ('[[gpu_tenants]]\nname="t"\nfirm_kw=29000\nmeters=["gpu-m"]\n',
-         "less than the firm GPU reservations"),
-        ('[[gpu_tenants]]\nname="t"\nfirm_kw=1\nmeters=["nope"]\n', "no meter named 'nope'"),
-        ('[[pools]]\nname="a"\ndriver="modbus"\nmax_kw=1\nefficiency_j_per_th=20\n',
-         "requires host, port, unit_id"),
-        ('[[pools]]\nname="a"\ndriver="mqtt"\nmax_kw=1\nefficiency_j_per_th=20\nhost="h"\n',
-         "belong to driver = 'modbus'"),
-        ('[[pools]]\nname="a"\ndriver="pdu"\nmax_kw=1\nefficiency_j_per_th=20\n',
-         "requires at least one PDU"),
-        ('[[pools]]\nname="a"\ndriver="pdu"\nmax_kw=100\nefficiency_j_per_th=20\npdus=["pool-pdu"]\n',
-         "exceeds its PDUs"),
-        ('[[pools]]\nname="a"\ndriver="mqtt"\nmax_kw=1\nefficiency_j_per_th=20\npdus=["x"]\n',
-         "no pdu named 'x'"),
-        ('[dispatch]\nfrequency_trip_hz=59.9\nfrequency_reset_hz=59.8\n', "above frequency_trip_hz"),
-    ],
-)  # fmt: skip
-def test_cross_field_rules(tmp_path: Path, extra: str, fragment: str) -> None:
-    problems = problems_of(tmp_path, SITE + extra)
-    assert any(fragment in p for p in problems), problems
-
-
-def test_every_cross_field_problem_is_listed(tmp_path: Path) -> None:
-    extra = (
-        '[[pools]]\nname="a"\ndriver="modbus"\nmax_kw=1\nefficiency_j_per_th=20\npdus=["gpu-pdu"]\n'
-        '[[gpu_tenants]]\nname="t"\nfirm_kw=90000\nmeters=["gpu-m"]\n'
-    )
-    assert len(problems_of(tmp_path, SITE + extra)) >= 3
-
-
-def test_password_from_file_env_and_credentials(tmp_path: Path) -> None:
-    secret = tmp_path / "pw"
-    secret.write_text("s3cret\n")
-    text = MINIMAL + f'[mqtt]\npassword_file = "{secret}"\n'
-    assert load_config(write(tmp_path, text), environ={}).mqtt.password.get_secret_value() == (
-        "s3cret"
-    )
-    env = {"CURTAILD_MQTT__PASSWORD": "from-env"}
-    config = load_config(write(tmp_path, text), environ=env)
-    assert config.mqtt.password.get_secret_value() == "from-env"
-    creds = tmp_path / "creds"
-    creds.mkdir()
-    (creds / "mqtt_password").write_text("cred\n")
-    config = load_config(write(tmp_path, MINIMAL), environ={"CREDENTIALS_DIRECTORY": str(creds)})
-    assert config.mqtt.password.get_secret_value() == "cred"
-
-
-def test_unreadable_password_file_is_one_clear_problem(tmp_path: Path) -> None:
-    text = MINIMAL + '[mqtt]\npassword_file = "/nonexistent/pw"\n'
-    problems = problems_of(tmp_path, text)
-    expected = (
-        "mqtt.password_file: cannot read /nonexistent/pw: No such file or directory "
-        "(check the path and permissions)"
-    )
-    assert problems == [expected]
-
-
 def test_missing_file_and_syntax_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.toml", environ={})
     with pytest.raises(ConfigError, match="TOML syntax error"):
         load_config(write(tmp_path, "[site\n"), environ={})
-
-
-def test_check_config_redacts_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    secret = tmp_path / "pw"
-    secret.write_text("hunter2\n")
-    path = write(tmp_path, MINIMAL + f'[mqtt]\npassword_file = "{secret}"\n')
-    assert main(["check-config", "--config", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "hunter2" not in out
-    assert 'password = "<redacted>"' in out
-    assert "poi_limit_kw = 30000.0" in out
 
 
 def test_check_config_exit_2_lists_every_problem(tmp_path: Path) -> None:
@@ -225,3 +155,17 @@ def test_check_config_exit_2_lists_every_problem(tmp_path: Path) -> None:
     assert "site.poi_limit_kw" in proc.stderr
     assert "site.foo: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_dumped_config_renders_back_into_the_same_config(tmp_path: Path) -> None:
+    # What the integration and bench harnesses do: secrets excluded from dumps stay out of the
+    # rendered file (it would be refused), mqtt.password is popped by the caller.
+    key = tmp_path / "hmac.key"
+    key.write_text("k\n")
+    text = EXAMPLE.read_text().replace('hmac_key_file = ""', f'hmac_key_file = "{key}"')
+    config = load_config(write(tmp_path, text), environ={"CURTAILD_ERCOT_API__PASSWORD": "p"})
+    dumped = config.model_dump(mode="python")
+    dumped["mqtt"].pop("password")
+    again = load_config(write(tmp_path, render_toml(dumped)), environ={})
+    assert again.model_dump() == config.model_dump()
+    assert again.override.hmac_key == config.override.hmac_key
