@@ -131,6 +131,7 @@ def check_text(value: object, where: str, *, allow_empty: bool = False) -> None:
         raise ValueError(f"{where}: expected a str, got {type(value).__name__}")  # noqa: TRY004
     if not value and not allow_empty:
         raise ValueError(f"{where}: empty")
+    _check_utf8(value, where)
 
 
 def check_json(doc: object, where: str) -> None:
@@ -141,6 +142,18 @@ def check_json(doc: object, where: str) -> None:
         json.loads(doc, parse_constant=_refuse_constant)
     except ValueError as exc:  # JSONDecodeError is a ValueError
         raise ValueError(f"{where}: not JSON ({exc})") from None
+    _check_utf8(doc, where)
+
+
+def _check_utf8(value: str, where: str) -> None:
+    """SQLite stores UTF-8; a lone surrogate (JSON's "\\ud800" decodes to one) cannot be bound.
+
+    Left to sqlite3 it would fail half-way through the transaction instead of before it.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{where}: {exc.reason} at position {exc.start}") from None
 
 
 def _refuse_constant(name: str) -> object:

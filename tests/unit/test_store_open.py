@@ -233,6 +233,9 @@ def shared_dir() -> Iterator[Path]:
     try:
         yield path
     finally:
+        for directory in (path, *path.rglob("*")):
+            if directory.is_dir():  # a test may have made one read-only
+                directory.chmod(0o755)
         shutil.rmtree(path)
 
 
@@ -279,9 +282,10 @@ def test_a_directory_the_service_user_cannot_write_is_refused(
     if existing:
         _filled(db)
     before = digest(db) if existing else None
-    if os.geteuid() != 0:
+    if os.geteuid() != 0:  # the child runs as ourselves: take our write access away
         state_dir.chmod(0o555)
-        db.chmod(0o444) if existing else None
+        if existing:
+            db.chmod(0o444)
     done = _open_unprivileged(db)
     assert done.returncode == 3, done.stderr
     assert str(db) in done.stdout
