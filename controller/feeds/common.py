@@ -293,8 +293,12 @@ def instant_in_window(epoch_s: float, key: str, text: str | None = None) -> floa
     """
     if INSTANT_MIN_S <= epoch_s < INSTANT_MAX_S:
         return epoch_s
-    raise FeedRejected(
+    raise outside_window(key, text if text is not None else f"{epoch_s!r}")
+
+
+def outside_window(key: str, text: str) -> FeedRejected:
+    """The rejection of an instant outside the window (`text`: the value as the sender wrote it)."""
+    return FeedRejected(
         "out_of_range",
-        f"{key}: {text if text is not None else epoch_s} is outside {INSTANT_WINDOW}; "
-        "check the sender's clock and date fields",
+        f"{key}: {text} is outside {INSTANT_WINDOW}; check the sender's clock and date fields",
     )
