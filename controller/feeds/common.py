@@ -41,6 +41,10 @@ INSTANT_WINDOW = "[2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z)"
 # logs and store rows. ERCOT and QSE ids are a few dozen characters; 128 leaves room for any
 # gateway's prefixes while keeping one message from bloating every record that repeats it.
 MAX_ID_CHARS = 128
+# A power any message may name (override limit_kw; dispatch mw x 1000): the largest loads on the
+# ERCOT grid are hundreds of MW, and 10 GW keeps every sum and product of powers finite and
+# JSON-printable (a limit of 1e308 kW is a typo or an attack, never a site's setting).
+MAX_POWER_KW = 10_000_000.0
 # Free text a person typed (an override's reason): a sentence or two, never a document.
 MAX_TEXT_CHARS = 1024
 # Characters that may not appear in free text: C0/C1 controls other than tab and newline (they

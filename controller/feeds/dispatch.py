@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.feeds.common import (
+    MAX_POWER_KW,
     FeedRejected,
     as_id,
     as_instant,
@@ -52,9 +53,9 @@ EEA_LEVELS = range(4)
 # day or more is a unit mix-up (ms for s), not a schedule. It also keeps start + deadline_s a
 # printable time (an unbounded deadline once overflowed clock.iso and killed the daemon).
 MAX_DEADLINE_S = 86_400.0
-# The largest loads on the ERCOT grid are hundreds of MW; 10 GW is more than any single site
-# will ever be told to shed or hold, and keeps mw x 1000 kW/MW a finite, JSON-printable number.
-MAX_MW = 10_000.0
+# 10 GW (feeds.common.MAX_POWER_KW): more than any site will be told to shed or hold; it keeps
+# mw x 1000 kW/MW a finite, JSON-printable cap.
+MAX_MW = MAX_POWER_KW / 1000.0
 
 
 def parse_dispatch(payload: bytes, received_at: float, mining_kw_now: float) -> DispatchInstruction:
