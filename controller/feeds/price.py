@@ -72,7 +72,7 @@ def _parse_envelope(obj: dict[str, Any], now: float) -> list[PriceRecord]:
         if not isinstance(name, str) or not name:
             raise FeedRejected("unknown_shape", f"fields[{i}]: expected an object with a 'name'")
         if name in names:
-            raise FeedRejected("unknown_shape", f"fields[{i}]: duplicate field name {name!r}")
+            raise FeedRejected("unknown_shape", f"fields[{i}]: duplicate field name {shown(name)}")
         names.append(name)
     records: list[PriceRecord] = []
     for i, row in enumerate(data):
@@ -102,7 +102,7 @@ def parse_price_record(obj: dict[str, Any], now: float) -> PriceRecord:
             "unknown_shape",
             "expected an NP6-905-CD record (deliveryDate, deliveryHour, deliveryInterval, "
             "settlementPoint, settlementPointPrice, DSTFlag) or an NP6-788-CD record "
-            f"(SCEDTimestamp, repeatHourFlag, settlementPoint, LMP); got keys {sorted(obj)}",
+            f"(SCEDTimestamp, repeatHourFlag, settlementPoint, LMP); got keys {_keys(obj)}",
         )
     record = _parse_905(obj) if is_905 else _parse_788(obj)
     ahead_s = record.interval_start - now
@@ -113,6 +113,12 @@ def parse_price_record(obj: dict[str, Any], now: float) -> PriceRecord:
             "check the producer's clock and date fields",
         )
     return record
+
+
+def _keys(obj: dict[str, Any]) -> str:
+    """The first keys of an object, for a detail (a message may carry thousands)."""
+    keys = ", ".join(shown(key) for key in sorted(obj)[:10])
+    return f"{keys}{', ...' if len(obj) > 10 else ''}"
 
 
 def _price(value: Any, key: str) -> float:

@@ -283,6 +283,19 @@ def test_text_that_cannot_be_logged_or_stored_is_rejected(field: str, value: str
     assert (caught.value.reason, caught.value.detail.split(":")[0]) == ("bad_field", field)
 
 
+def test_a_detail_quotes_a_bounded_part_of_any_payload() -> None:
+    many_keys = {f"k{i:05d}" + "x" * 100: i for i in range(5000)}
+    long_name = "n" * 10**5
+    for payload in (
+        encode(many_keys),
+        encode({"fields": [{"name": long_name}, {"name": long_name}], "data": []}),
+        b'{"' + long_name.encode() + b'": 1, "' + long_name.encode() + b'": 2}',
+    ):
+        with pytest.raises(FeedRejected) as caught:
+            parse_price_payload(payload, NOW)
+        assert len(caught.value.detail) < 1024
+
+
 def test_long_date_text_is_not_echoed_whole() -> None:
     for record in (with_(RT, deliveryDate="2" * 10**5), with_(SCED, SCEDTimestamp="2" * 10**5)):
         with pytest.raises(FeedRejected) as caught:
