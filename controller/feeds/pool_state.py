@@ -9,6 +9,7 @@ from controller.feeds.common import (
     as_int,
     load_json_object,
     number_in,
+    peek_field,
     require,
     shown,
 )
@@ -46,3 +47,13 @@ def parse_pool_state(payload: bytes, max_kw: float, received_at: float) -> PoolT
         applied_seq=seq,
         at=received_at,
     )
+
+
+def peek_seq(payload: bytes) -> int | None:
+    """The `seq` of one of our own retained cmd documents when it is an integer in 0..MAX_SEQ,
+    else None; never raises. Anyone allowed to publish on a cmd topic can plant a retained
+    2**70 there, and our next seq continues above it (CONTRACT 7 Startup): a number that would
+    then overflow the store's 64-bit INTEGER is not a seq to continue from."""
+    seq = peek_field(payload, "seq")
+    valid = isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ
+    return seq if valid else None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from controller.feeds.common import FeedRejected
-from controller.feeds.pool_state import parse_pool_state
+from controller.feeds.pool_state import parse_pool_state, peek_seq
 from controller.model import PoolTelemetry
 
 MAX_KW = 3000.0
@@ -115,3 +115,27 @@ def test_a_zero_rated_pool_accepts_only_zero() -> None:
     assert parse_pool_state(state(power_kw=0, available_kw=0), 0.0, RECEIVED_AT).power_kw == 0
     with pytest.raises(FeedRejected, match="out_of_range"):
         parse_pool_state(state(power_kw=0.1, available_kw=0), 0.0, RECEIVED_AT)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"seq": 17, "target_kw": 1200.0, "at": "x", "reason": "price"}', 17),
+        (b'{"seq": 0}', 0),
+        (b'{"seq": 9007199254740992}', 2**53),
+        (b'{"seq": 9007199254740993}', None),  # our next seq would pass SQLite's INTEGER
+        (b'{"seq": 1180591620717411303424}', None),  # 2**70
+        (b'{"seq": -1}', None),
+        (b'{"seq": 17.0}', None),
+        (b'{"seq": true}', None),
+        (b'{"seq": "17"}', None),
+        (b"{}", None),
+        (b"[17]", None),
+        (b"", None),  # a cleared retained message
+        (b"\xff", None),
+    ],
+)
+def test_peek_seq_reads_only_a_seq_we_could_continue_from(
+    payload: bytes, expected: int | None
+) -> None:
+    assert peek_seq(payload) == expected
