@@ -286,23 +286,24 @@ def as_instant(value: Any, key: str) -> float:
         epoch_s = moment.timestamp()
     except (OverflowError, ValueError):  # year 1 or 9999 shifted past datetime's range
         epoch_s = math.inf
-    return instant_in_window(epoch_s, key, shown(text))
+    return instant_in_window(epoch_s, key, text)
 
 
-def instant_in_window(epoch_s: float, key: str, text: str | None = None) -> float:
+def instant_in_window(epoch_s: float, key: str, sent: Any = None) -> float:
     """`epoch_s` if it lies in the instant window, else FeedRejected("out_of_range").
 
-    For instants a parser computes (an ERCOT interval start, issued_at + ttl_s); `text` is how
-    the sender wrote it, for the detail.
+    For instants a parser computes (an ERCOT interval start, issued_at + ttl_s); `sent` is
+    what the sender wrote, quoted in the detail (only on failure: this is the hot path).
     """
     if INSTANT_MIN_S <= epoch_s < INSTANT_MAX_S:
         return epoch_s
-    raise outside_window(key, text if text is not None else f"{epoch_s!r}")
+    raise outside_window(key, epoch_s if sent is None else sent)
 
 
-def outside_window(key: str, text: str) -> FeedRejected:
-    """The rejection of an instant outside the window (`text`: the value as the sender wrote it)."""
+def outside_window(key: str, sent: Any) -> FeedRejected:
+    """The rejection of an instant outside the window; `sent` is what the sender wrote."""
     return FeedRejected(
         "out_of_range",
-        f"{key}: {text} is outside {INSTANT_WINDOW}; check the sender's clock and date fields",
+        f"{key}: {shown(sent)} is outside {INSTANT_WINDOW}; "
+        "check the sender's clock and date fields",
     )

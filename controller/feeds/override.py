@@ -95,8 +95,8 @@ class OverrideValidator:
             # max_ttl_s is the operator's setting and unbounded: the expiry must still be an
             # instant the override state can print (and 10**400 s not even a float).
             expires_s = issued_at + ttl_s if ttl_s < INSTANT_MAX_S else math.inf
-            when = f"{shown(obj['issued_at'])} + {shown(ttl_s)} s"
-            expires_at = instant_in_window(expires_s, "issued_at + ttl_s", when)
+            sent = f"{obj['issued_at']} + {ttl_s} s"
+            expires_at = instant_in_window(expires_s, "issued_at + ttl_s", sent)
         limit_kw = None
         if mode == "limit":
             limit_kw = number_in(require(obj, "limit_kw"), "limit_kw", 0.0, MAX_POWER_KW)

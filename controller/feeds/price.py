@@ -183,14 +183,12 @@ def _parse_788(obj: dict[str, Any]) -> PriceRecord:
     point = as_id(require(obj, "settlementPoint"), "settlementPoint")
     price = _price(require(obj, "LMP"), "LMP")
     if local.year not in CENTRAL_WINDOW_YEARS:
-        raise outside_window("SCEDTimestamp", shown(text))
+        raise outside_window("SCEDTimestamp", text)
     try:
         at = central_to_epoch(local, repeat)
     except ValueError as exc:
         raise FeedRejected("bad_field", f"SCEDTimestamp/repeatHourFlag: {exc}") from None
-    return PriceRecord(
-        "sced_lmp", point, instant_in_window(at, "SCEDTimestamp", shown(text)), price
-    )
+    return PriceRecord("sced_lmp", point, instant_in_window(at, "SCEDTimestamp", text), price)
 
 
 class PriceBook:
