@@ -11,13 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from controller.feeds.common import (
+    MAX_POWER_KW,
     FeedRejected,
+    as_id,
     as_instant,
     as_int,
-    as_number,
     as_str,
     load_json_object,
+    number_in,
     require,
+    shown,
 )
 from controller.model import DispatchInstruction, DispatchType
 
@@ -46,6 +49,13 @@ DEFAULT_DEADLINE_S: dict[DispatchType, float] = {
     DispatchType.FOUR_CP: 0.0,
 }
 EEA_LEVELS = range(4)
+# ERCOT deployment windows are minutes (ERS-30 the longest at 30); an instruction that gives a
+# day or more is a unit mix-up (ms for s), not a schedule. It also keeps start + deadline_s a
+# printable time (an unbounded deadline once overflowed clock.iso and killed the daemon).
+MAX_DEADLINE_S = 86_400.0
+# 10 GW (feeds.common.MAX_POWER_KW): more than any site will be told to shed or hold; it keeps
+# mw x 1000 kW/MW a finite, JSON-printable cap.
+MAX_MW = MAX_POWER_KW / 1000.0
 
 
 def parse_dispatch(payload: bytes, received_at: float, mining_kw_now: float) -> DispatchInstruction:
@@ -55,20 +65,22 @@ def parse_dispatch(payload: bytes, received_at: float, mining_kw_now: float) -> 
     is measured from (section 7), stamped into the instruction so a restart keeps it.
     """
     obj = load_json_object(payload, "a dispatch instruction")
-    instruction_id = as_str(require(obj, "id"), "id")
+    instruction_id = as_id(require(obj, "id"), "id")
     type_text = as_str(require(obj, "type"), "type")
     try:
         kind = DispatchType(type_text)
     except ValueError:
         known = ", ".join(member.value for member in DispatchType)
-        raise FeedRejected("bad_field", f"type: unknown {type_text!r}; known: {known}") from None
+        raise FeedRejected(
+            "bad_field", f"type: unknown {shown(type_text)}; known: {known}"
+        ) from None
     notified_at = as_instant(require(obj, "notified_at"), "notified_at")
     mw: float | None = None
     level: int | None = None
     start, end, deadline_s = notified_at, None, 0.0
     recall_id: str | None = None
     if kind == DispatchType.RECALL:
-        recall_id = as_str(require(obj, "recall_id"), "recall_id")
+        recall_id = as_id(require(obj, "recall_id"), "recall_id")
     elif kind != DispatchType.HEARTBEAT:
         mw = _mw(obj) if kind in MW_TYPES else None
         level = _eea_level(obj) if kind == DispatchType.EEA else None
@@ -90,10 +102,7 @@ def parse_dispatch(payload: bytes, received_at: float, mining_kw_now: float) -> 
 
 
 def _mw(obj: dict[str, Any]) -> float:
-    mw = as_number(require(obj, "mw"), "mw")
-    if mw < 0:
-        raise FeedRejected("out_of_range", f"mw: must be >= 0, got {mw:g}")
-    return mw
+    return number_in(require(obj, "mw"), "mw", 0.0, MAX_MW)
 
 
 def _eea_level(obj: dict[str, Any]) -> int:
@@ -117,14 +126,11 @@ def _window(
     if obj.get("end") is not None:
         end = as_instant(obj["end"], "end")
         if end < start:
-            raise FeedRejected("bad_field", f"end: {obj['end']} is before start")
+            raise FeedRejected("bad_field", f"end: {shown(obj['end'])} is before start")
     return start, end
 
 
 def _deadline_s(obj: dict[str, Any], kind: DispatchType) -> float:
     if obj.get("deadline_s") is None:
         return DEFAULT_DEADLINE_S[kind]
-    deadline_s = as_number(obj["deadline_s"], "deadline_s")
-    if deadline_s < 0:
-        raise FeedRejected("out_of_range", f"deadline_s: must be >= 0, got {deadline_s:g}")
-    return deadline_s
+    return number_in(obj["deadline_s"], "deadline_s", 0.0, MAX_DEADLINE_S)

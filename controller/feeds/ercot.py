@@ -18,12 +18,17 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from controller.errors import CurtaildError
+from controller.feeds.common import INSTANT_MAX_S, INSTANT_MIN_S, INSTANT_WINDOW
 from controller.model import PriceProduct, PriceRecord
 
 CENTRAL = ZoneInfo("America/Chicago")
 # Far outside ERCOT's offer caps (-$251 .. $5,000; $9,000 in 2021): only garbage lands outside.
 PRICE_MIN_USD_PER_MWH = -10_000.0
 PRICE_MAX_USD_PER_MWH = 100_000.0
+
+# Central-time years whose stamps can fall inside the feeds' instant window (2000 .. 2100 UTC).
+# Checked before converting: a stamp of year 1 or 9999 overflows datetime on the way to UTC.
+CENTRAL_WINDOW_YEARS = range(1999, 2100)
 
 COLUMNS_905 = (
     "DeliveryDate",
@@ -63,7 +68,10 @@ def central_to_epoch(local: datetime, second_occurrence: bool) -> float:
     Raises ValueError.
     """
     aware = local.replace(tzinfo=CENTRAL, fold=1 if second_occurrence else 0)
-    round_trip = aware.astimezone(UTC).astimezone(CENTRAL).replace(tzinfo=None, fold=0)
+    try:
+        round_trip = aware.astimezone(UTC).astimezone(CENTRAL).replace(tzinfo=None, fold=0)
+    except OverflowError:  # 9999-12-31 evening in Central is year 10000 in UTC
+        raise ValueError(f"{local:%Y-%m-%d %H:%M} is beyond the range of datetime") from None
     if round_trip != local.replace(fold=0):
         raise ValueError(f"{local:%Y-%m-%d %H:%M} does not exist in Central time (spring-forward)")
     if second_occurrence and aware.utcoffset() == aware.replace(fold=0).utcoffset():
@@ -89,6 +97,27 @@ def interval_start_epoch(
         hours=hour_ending - 1, minutes=15 * (interval - 1)
     )
     return central_to_epoch(local, dst_flag)
+
+
+def file_interval_start_epoch(
+    delivery_date: date, hour_ending: int, interval: int, dst_flag: bool
+) -> float:
+    """`interval_start_epoch` inside the instant window of the feeds (2000 .. 2100 UTC).
+
+    A file's row outside it is a wrong date, not history: ERCOT's reports start in 2010.
+    Raises ValueError.
+    """
+    # Years far outside are refused before converting: 9999-12-31 in Central overflows datetime.
+    in_years = 1999 <= delivery_date.year <= 2099
+    start = (
+        interval_start_epoch(delivery_date, hour_ending, interval, dst_flag) if in_years else 0.0
+    )
+    if not INSTANT_MIN_S <= start < INSTANT_MAX_S:
+        raise ValueError(
+            f"{delivery_date} hour ending {hour_ending} interval {interval} "
+            f"is outside {INSTANT_WINDOW}"
+        )
+    return start
 
 
 def record_905_start_epoch(record: Mapping[str, Any]) -> float:
@@ -224,7 +253,7 @@ def read_price_csv(
         epoch = epochs.get(key)
         if epoch is None:
             try:
-                epoch = interval_start_epoch(day, hour, interval, dst)
+                epoch = file_interval_start_epoch(day, hour, interval, dst)
             except ValueError as exc:
                 raise PriceFileError(path, str(exc), line) from None
             epochs[key] = epoch
@@ -275,7 +304,7 @@ def iter_905_rows(path: str | Path) -> Generator[dict[str, Any], None, None]:
             raise PriceFileError(path, f"expected an NP6-905-CD file, this is {layout}", 1)
         if (day, hour, interval, dst) != checked_key:
             try:
-                interval_start_epoch(day, hour, interval, dst)
+                file_interval_start_epoch(day, hour, interval, dst)
             except ValueError as exc:
                 raise PriceFileError(path, str(exc), line) from None
             checked_key = (day, hour, interval, dst)

@@ -11,19 +11,25 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Container
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any, get_args
 
 from controller.errors import ConfigError
 from controller.feeds.common import (
+    INSTANT_MAX_S,
+    MAX_POWER_KW,
     FeedRejected,
+    as_id,
     as_instant,
     as_int,
-    as_number,
     as_str,
+    as_text,
+    instant_in_window,
     load_json_object,
+    number_in,
     require,
+    shown,
 )
 from controller.model import OverrideMode, OverrideRequest
 
@@ -80,21 +86,22 @@ class OverrideValidator:
             self._check_signature(obj, self._hmac_key)
         mode = _mode(as_str(require(obj, "mode"), "mode"))
         issued_at = as_instant(require(obj, "issued_at"), "issued_at")
-        nonce = as_str(require(obj, "nonce"), "nonce")
-        if len(nonce) > MAX_NONCE_CHARS:
-            raise FeedRejected("bad_field", f"nonce: longer than {MAX_NONCE_CHARS} characters")
+        nonce = as_id(require(obj, "nonce"), "nonce", MAX_NONCE_CHARS)
         expires_at = None
         if mode != "auto":  # ttl_s of an `auto` is ignored (section 7), whatever it holds
             ttl_s = as_int(require(obj, "ttl_s"), "ttl_s")
             if not 1 <= ttl_s <= self.max_ttl_s:
                 raise FeedRejected("out_of_range", f"ttl_s: {ttl_s} is outside 1..{self.max_ttl_s}")
-            expires_at = issued_at + ttl_s
+            # max_ttl_s is the operator's setting and unbounded: the expiry must still be an
+            # instant the override state can print (and 10**400 s not even a float).
+            expires_s = issued_at + ttl_s if ttl_s < INSTANT_MAX_S else math.inf
+            sent = f"{obj['issued_at']} + {ttl_s} s"
+            expires_at = instant_in_window(expires_s, "issued_at + ttl_s", sent)
         limit_kw = None
         if mode == "limit":
-            limit_kw = as_number(require(obj, "limit_kw"), "limit_kw")
-            if limit_kw < 0:
-                raise FeedRejected("out_of_range", f"limit_kw: must be >= 0, got {limit_kw:g}")
-        operator, reason = _text(obj, "operator"), _text(obj, "reason")
+            limit_kw = number_in(require(obj, "limit_kw"), "limit_kw", 0.0, MAX_POWER_KW)
+        operator = _optional(obj, "operator", as_id)
+        reason = _optional(obj, "reason", as_text)
         # Expiry before skew: an override whose time is up is refused as such, which tells the
         # operator more than "clock skew" would.
         if expires_at is not None and expires_at <= now:
@@ -136,9 +143,9 @@ def _mode(text: str) -> OverrideMode:
     for mode in MODES:
         if mode == text:
             return mode
-    raise FeedRejected("bad_field", f"mode: expected one of {', '.join(MODES)}, got {text!r}")
+    raise FeedRejected("bad_field", f"mode: expected one of {', '.join(MODES)}, got {shown(text)}")
 
 
-def _text(obj: dict[str, Any], key: str) -> str:
+def _optional(obj: dict[str, Any], key: str, check: Callable[[Any, str], str]) -> str:
     value = obj.get(key)
-    return "" if value is None else as_str(value, key, non_empty=False)
+    return "" if value is None or value == "" else check(value, key)

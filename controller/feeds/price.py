@@ -15,15 +15,19 @@ from typing import Any
 from controller.feeds.common import (
     FeedRejected,
     as_bool,
+    as_id,
     as_int,
-    as_number,
     as_str,
+    instant_in_window,
     load_json,
     number_in,
+    outside_window,
     require,
+    shown,
     type_name,
 )
 from controller.feeds.ercot import (
+    CENTRAL_WINDOW_YEARS,
     PRICE_MAX_USD_PER_MWH,
     PRICE_MIN_USD_PER_MWH,
     central_to_epoch,
@@ -35,6 +39,9 @@ from controller.model import ActingPrice, PriceProduct, PriceRecord
 # price is published after its interval starts, so an hour covers any sane clock skew.
 MAX_AHEAD_S = 3600.0
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Live hashprice has stayed within $30-$1,000/PH/day since 2016; 100x the peak is still a
+# number the breakeven arithmetic keeps finite, and anything above it is a unit error.
+MAX_HASHPRICE_USD_PER_PH_DAY = 100_000.0
 
 
 def parse_price_payload(payload: bytes, now: float) -> list[PriceRecord]:
@@ -65,7 +72,7 @@ def _parse_envelope(obj: dict[str, Any], now: float) -> list[PriceRecord]:
         if not isinstance(name, str) or not name:
             raise FeedRejected("unknown_shape", f"fields[{i}]: expected an object with a 'name'")
         if name in names:
-            raise FeedRejected("unknown_shape", f"fields[{i}]: duplicate field name {name!r}")
+            raise FeedRejected("unknown_shape", f"fields[{i}]: duplicate field name {shown(name)}")
         names.append(name)
     records: list[PriceRecord] = []
     for i, row in enumerate(data):
@@ -95,7 +102,7 @@ def parse_price_record(obj: dict[str, Any], now: float) -> PriceRecord:
             "unknown_shape",
             "expected an NP6-905-CD record (deliveryDate, deliveryHour, deliveryInterval, "
             "settlementPoint, settlementPointPrice, DSTFlag) or an NP6-788-CD record "
-            f"(SCEDTimestamp, repeatHourFlag, settlementPoint, LMP); got keys {sorted(obj)}",
+            f"(SCEDTimestamp, repeatHourFlag, settlementPoint, LMP); got keys {_keys(obj)}",
         )
     record = _parse_905(obj) if is_905 else _parse_788(obj)
     ahead_s = record.interval_start - now
@@ -108,6 +115,12 @@ def parse_price_record(obj: dict[str, Any], now: float) -> PriceRecord:
     return record
 
 
+def _keys(obj: dict[str, Any]) -> str:
+    """The first keys of an object, for a detail (a message may carry thousands)."""
+    keys = ", ".join(shown(key) for key in sorted(obj)[:10])
+    return f"{keys}{', ...' if len(obj) > 10 else ''}"
+
+
 def _price(value: Any, key: str) -> float:
     return number_in(value, key, PRICE_MIN_USD_PER_MWH, PRICE_MAX_USD_PER_MWH)
 
@@ -116,23 +129,29 @@ def _parse_905(obj: dict[str, Any]) -> PriceRecord:
     date_text = as_str(require(obj, "deliveryDate"), "deliveryDate")
     delivery_date = _iso_date(date_text)
     if delivery_date is None:
-        raise FeedRejected("bad_field", f"deliveryDate: expected YYYY-MM-DD, got {date_text!r}")
+        raise FeedRejected(
+            "bad_field", f"deliveryDate: expected YYYY-MM-DD, got {shown(date_text)}"
+        )
     hour = as_int(require(obj, "deliveryHour"), "deliveryHour")
     interval = as_int(require(obj, "deliveryInterval"), "deliveryInterval")
     if not 1 <= hour <= 24:
         raise FeedRejected("out_of_range", f"deliveryHour: {hour} is outside 1-24")
     if not 1 <= interval <= 4:
         raise FeedRejected("out_of_range", f"deliveryInterval: {interval} is outside 1-4")
-    point = as_str(require(obj, "settlementPoint"), "settlementPoint")
-    if obj.get("settlementPointType") is not None:
-        as_str(obj["settlementPointType"], "settlementPointType", non_empty=False)
+    point = as_id(require(obj, "settlementPoint"), "settlementPoint")
+    point_type = obj.get("settlementPointType")
+    if point_type is not None and point_type != "":  # informative only: HU, LZ, RN, ...
+        as_id(point_type, "settlementPointType")
     price = _price(require(obj, "settlementPointPrice"), "settlementPointPrice")
     dst = as_bool(require(obj, "DSTFlag"), "DSTFlag")
+    when = f"{date_text} hour {hour} interval {interval}"
+    if delivery_date.year not in CENTRAL_WINDOW_YEARS:
+        raise outside_window("deliveryDate", when)
     try:
         start = interval_start_epoch(delivery_date, hour, interval, dst)
     except ValueError as exc:
         raise FeedRejected("bad_field", f"deliveryDate/deliveryHour/DSTFlag: {exc}") from None
-    return PriceRecord("rt_spp", point, start, price)
+    return PriceRecord("rt_spp", point, instant_in_window(start, "deliveryDate", when), price)
 
 
 def _iso_date(text: str) -> date | None:
@@ -151,22 +170,25 @@ def _parse_788(obj: dict[str, Any]) -> PriceRecord:
         local = datetime.fromisoformat(text)
     except ValueError:
         raise FeedRejected(
-            "bad_field", f"SCEDTimestamp: expected like 2024-01-16T18:20:12, got {text!r}"
+            "bad_field", f"SCEDTimestamp: expected like 2024-01-16T18:20:12, got {shown(text)}"
         ) from None
     if local.tzinfo is not None:
         # ERCOT sends naive Central time and disambiguates with repeatHourFlag; an offset here
         # means the producer changed the format, and the two could disagree.
         raise FeedRejected(
-            "bad_field", f"SCEDTimestamp: must be naive Central time as ERCOT sends it: {text!r}"
+            "bad_field",
+            f"SCEDTimestamp: must be naive Central time as ERCOT sends it: {shown(text)}",
         )
     repeat = as_bool(require(obj, "repeatHourFlag"), "repeatHourFlag")
-    point = as_str(require(obj, "settlementPoint"), "settlementPoint")
+    point = as_id(require(obj, "settlementPoint"), "settlementPoint")
     price = _price(require(obj, "LMP"), "LMP")
+    if local.year not in CENTRAL_WINDOW_YEARS:
+        raise outside_window("SCEDTimestamp", text)
     try:
         at = central_to_epoch(local, repeat)
     except ValueError as exc:
         raise FeedRejected("bad_field", f"SCEDTimestamp/repeatHourFlag: {exc}") from None
-    return PriceRecord("sced_lmp", point, at, price)
+    return PriceRecord("sced_lmp", point, instant_in_window(at, "SCEDTimestamp", text), price)
 
 
 class PriceBook:
@@ -239,7 +261,7 @@ def parse_hashprice(payload: bytes) -> float:
             "unknown_shape",
             f'expected {{"usd_per_ph_day": <number>}} or a number, got {type_name(obj)}',
         )
-    number = as_number(value, key)
+    number = number_in(value, key, 0.0, MAX_HASHPRICE_USD_PER_PH_DAY)
     if number <= 0:
         raise FeedRejected("out_of_range", f"{key}: must be > 0, got {number:g}")
     return number

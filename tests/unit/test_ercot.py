@@ -86,6 +86,9 @@ def test_interval_start(day: date, hour: int, interval: int, dst: bool, expected
         (date(2024, 1, 16), 25, 1, False, "outside 1-24"),
         (date(2024, 1, 16), 1, 0, False, "outside 1-4"),
         (date(2024, 1, 16), 1, 5, False, "outside 1-4"),
+        # once an OverflowError out of every reader (backtest, demo, the price feed)
+        (date(9999, 12, 31), 24, 4, False, "9999-12-31 23:45 is beyond the range of datetime"),
+        (date(9999, 12, 31), 19, 1, False, "beyond the range of datetime"),
     ],
 )
 def test_interval_start_rejects(
@@ -240,6 +243,41 @@ def test_bad_row_of_another_point_still_fails_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, HEADER_905, "01/16/2024,19,2,HB_WEST,HU,1,N", "01/16/2024,19,2,X,HU,?,N")
     with pytest.raises(PriceFileError, match=r":3: SettlementPointPrice '\?'"):
         read_price_csv(path, "HB_WEST")
+
+
+@pytest.mark.parametrize(
+    ("header", "row"),
+    [
+        (HEADER_905, "12/31/9999,24,4,HB_WEST,HU,1,N"),
+        (HEADER_905, "12/31/9999,1,1,HB_WEST,HU,1,N"),
+        (HEADER_905, "01/01/0001,1,1,HB_WEST,HU,1,N"),
+        (HEADER_905, "12/31/1999,18,4,HB_WEST,HU,1,N"),  # 23:45Z, a quarter hour before 2000
+        (HEADER_190, "12/31/9999,24:00,HB_WEST,1,N"),
+        (HEADER_190, "01/01/2100,01:00,HB_WEST,1,N"),
+    ],
+)
+def test_rows_outside_the_instant_window_name_their_line(
+    tmp_path: Path, header: str, row: str
+) -> None:
+    path = write(tmp_path, header, row)
+    with pytest.raises(PriceFileError, match=r"is outside \[2000-01-01T00:00:00Z, 2100") as caught:
+        read_price_csv(path, "HB_WEST")
+    assert caught.value.line == 2
+    if header == HEADER_905:
+        with pytest.raises(PriceFileError, match="is outside") as caught:
+            list(iter_905_rows(path))
+        assert caught.value.line == 2
+
+
+def test_the_first_and_last_intervals_of_the_window_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, HEADER_905, "12/31/1999,19,1,HB_WEST,HU,1,N", "12/31/2099,18,4,HB_WEST,HU,2,N"
+    )
+    first, last = read_price_csv(path, "HB_WEST")
+    assert (first.interval_start, last.interval_start) == (
+        utc("2000-01-01T00:00"),
+        utc("2099-12-31T23:45"),
+    )
 
 
 @pytest.mark.parametrize(

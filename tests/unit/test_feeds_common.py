@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,16 +12,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.clock import iso
 from controller.feeds import FeedRejected
 from controller.feeds.common import (
+    INSTANT_MAX_S,
+    INSTANT_MIN_S,
+    MAX_ID_CHARS,
     as_bool,
+    as_id,
     as_instant,
     as_int,
     as_number,
     as_str,
+    as_text,
+    instant_in_window,
     load_json,
     load_json_object,
     number_in,
+    peek_id,
     require,
 )
 from controller.feeds.dispatch import parse_dispatch
@@ -104,6 +113,121 @@ def test_long_values_are_shortened_in_details() -> None:
     with pytest.raises(FeedRejected) as caught:
         as_number("y" * 1000, "x")
     assert len(caught.value.detail) < 120
+
+
+# --- values that a later stage could not handle (I10, CONTRACT 7) ----------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59-23:59",  # past datetime.max in UTC: iso() raised OverflowError
+        "0001-01-01T00:00:00+01:00",  # before datetime.min in UTC: iso() raised ValueError
+        "1999-12-31T23:59:59.999Z",
+        "2100-01-01T00:00:00Z",
+        "2099-12-31T19:00:00-05:00",  # 2100-01-01T00:00Z: the end is exclusive
+    ],
+)
+def test_instants_outside_the_window_are_out_of_range(text: str) -> None:
+    with pytest.raises(FeedRejected) as caught:
+        as_instant(text, "at")
+    assert caught.value.reason == "out_of_range"
+    assert caught.value.detail.startswith(f'at: "{text}" is outside [2000-01-01T00:00:00Z,')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2000-01-01T00:00:00Z", INSTANT_MIN_S),
+        ("1999-12-31T18:00:00-06:00", INSTANT_MIN_S),
+        ("2099-12-31T23:59:59.999+00:00", INSTANT_MAX_S - 0.001),
+    ],
+)
+def test_the_window_edges_are_accepted_and_print(text: str, expected: float) -> None:
+    epoch_s = as_instant(text, "at")
+    assert epoch_s == pytest.approx(expected, abs=1e-6)
+    assert iso(epoch_s + 86_400.0) is not None  # a day beyond still prints: derived times do
+
+
+@pytest.mark.parametrize("epoch_s", [math.nan, math.inf, -math.inf, 1e308, -1.0, INSTANT_MAX_S])
+def test_computed_instants_outside_the_window(epoch_s: float) -> None:
+    with pytest.raises(FeedRejected) as caught:
+        instant_in_window(epoch_s, "issued_at + ttl_s")
+    assert caught.value.reason == "out_of_range"
+    assert caught.value.detail.startswith("issued_at + ttl_s: ")
+
+
+@pytest.mark.parametrize(
+    "text", ["VDI-20240116-0042", "HB_WEST", "jane doe", "Müller", "x" * MAX_ID_CHARS, "5f1c"]
+)
+def test_as_id_accepts_short_printable_text(text: str) -> None:
+    assert as_id(text, "id") == text
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        ("x" * (MAX_ID_CHARS + 1), "id: longer than 128 characters (129)"),
+        ("a" * 10**6, "id: longer than 128 characters (1000000)"),
+        ("VDI\x00", "U+0000 at index 3 is not"),
+        ("\ud800", "U+D800 at index 0"),
+        ("a\tb", "U+0009"),
+        ("a\u2028b", "U+2028"),  # line separator: splits log lines like a newline
+        ("\u200b", "U+200B"),  # zero-width space: two ids that look the same
+        ("", "id: must not be empty"),
+        (7, "id: expected a string, got number 7"),
+    ],
+)
+def test_as_id_rejects(value: Any, detail: str) -> None:
+    with pytest.raises(FeedRejected) as caught:
+        as_id(value, "id")
+    assert caught.value.reason == "bad_field"
+    assert detail in caught.value.detail
+    assert len(caught.value.detail) < 200
+    caught.value.detail.encode("ascii")  # publishable and loggable as it is
+
+
+def test_as_text_allows_what_people_type_and_nothing_that_breaks_a_log() -> None:
+    assert as_text("", "reason") == ""
+    assert as_text("breaker work\n\tticket 42 — Müller", "reason") == (
+        "breaker work\n\tticket 42 — Müller"
+    )
+    for bad in ("a\x00", "\udfff", "\x1b[31m", "a\rb", "\x85", "x" * 1025):
+        with pytest.raises(FeedRejected) as caught:
+            as_text(bad, "reason")
+        assert caught.value.reason == "bad_field"
+        caught.value.detail.encode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"id": "VDI-1", "type": "?"}', "VDI-1"),
+        (b'{"id": "VDI-\\ud800"}', None),
+        (b'{"id": "' + b"x" * 129 + b'"}', None),
+        (b'{"id": 42}', None),
+        (b'{"id": ["VDI-1"]}', None),
+        (b'["VDI-1"]', None),
+        (b"\xff", None),
+        (b"{", None),
+    ],
+)
+def test_peek_id_gives_only_ids_that_can_be_echoed(payload: bytes, expected: str | None) -> None:
+    assert peek_id(payload) == expected
+
+
+def test_details_never_dump_a_whole_container() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):  # deeper than json.dumps recurses: once a RecursionError
+        deep = [deep]
+    for value in (deep, {"k": deep}, list(range(10**6))):
+        with pytest.raises(FeedRejected) as caught:
+            as_number(value, "mw")
+        assert caught.value.detail in (
+            "mw: expected a JSON number, got array (1 item)",
+            "mw: expected a JSON number, got object (1 key)",
+            "mw: expected a JSON number, got array (1000000 items)",
+        )
 
 
 # --- property: no input makes a parser raise anything but FeedRejected (CONTRACT I10) -------

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from controller.clock import iso
 from controller.feeds.common import FeedRejected
 from controller.feeds.dispatch import parse_dispatch
 from controller.model import DispatchInstruction, DispatchType
@@ -135,8 +136,8 @@ REJECTIONS: list[tuple[str, bytes, str, str]] = [
     ("id blank", msg("RRS", id="  "), "bad_field", "id: must not be empty"),
     ("id number", msg("RRS", id=42), "bad_field", "id: expected a string, got number 42"),
     ("type absent", msg("RRS", type=_DROP), "missing_field", "type: required"),
-    ("type unknown", msg("RRS", type="SPIN"), "bad_field", "unknown 'SPIN'; known: RRS"),
-    ("type lowercase", msg("RRS", type="rrs"), "bad_field", "unknown 'rrs'"),
+    ("type unknown", msg("RRS", type="SPIN"), "bad_field", 'unknown "SPIN"; known: RRS'),
+    ("type lowercase", msg("RRS", type="rrs"), "bad_field", 'unknown "rrs"'),
     ("type number", msg("RRS", type=4), "bad_field", "type: expected a string"),
     ("notified_at absent", msg("RRS", notified_at=_DROP), "missing_field", "notified_at"),
     ("notified_at naive", msg("RRS", notified_at="2024-01-16T18:02:00"), "bad_field", "offset"),
@@ -149,7 +150,7 @@ REJECTIONS: list[tuple[str, bytes, str, str]] = [
     ("mw true", msg("NSRS", mw=True), "bad_field", "got boolean true"),
     ("mw false", msg("LIMIT", mw=False), "bad_field", "got boolean false"),
     ("mw array", msg("RRS", mw=[12.5]), "bad_field", "got array"),
-    ("mw negative", msg("RRS", mw=-0.1), "out_of_range", "mw: must be >= 0"),
+    ("mw negative", msg("RRS", mw=-0.1), "out_of_range", "mw: -0.1 is outside [0, 10000]"),
     ("mw overflow", msg("RRS").replace(b"12.5", b"1e999"), "out_of_range", "finite"),
     ("level absent", msg("EEA", level=_DROP), "missing_field", "level: required"),
     ("level 4", msg("EEA", level=4), "out_of_range", "0-3, got 4"),
@@ -188,3 +189,77 @@ def test_rejections(payload: bytes, reason: str, detail: str) -> None:
         parse(payload)
     assert caught.value.reason == reason
     assert detail in caught.value.detail
+
+
+# --- values a later stage could not handle are rejected here (I10, CONTRACT 7) --------------
+
+OUT_OF_RANGE: list[tuple[str, bytes, str]] = [
+    # start + deadline_s once overflowed clock.iso() in dispatch/state and killed the daemon
+    ("deadline 1e308", msg("ECRS", deadline_s=1e308), "deadline_s"),
+    ("deadline 10**30", msg("ECRS", deadline_s=10**30), "deadline_s"),
+    ("deadline over a day", msg("NSRS", deadline_s=86_400.5), "deadline_s"),
+    ("mw 1e306", msg("CLR", mw=1e306), "mw"),  # x 1000 kW per MW is inf: cap_kw not JSON
+    ("mw above 10 GW", msg("RRS", mw=10_000.001), "mw"),
+    ("notified_at year 9999", msg("RRS", notified_at="9999-12-31T23:59:59-23:59"), "notified_at"),
+    ("notified_at year 1", msg("RRS", notified_at="0001-01-01T00:00:00+01:00"), "notified_at"),
+    ("notified_at 1999", msg("RRS", notified_at="1999-12-31T23:59:59Z"), "notified_at"),
+    ("notified_at 2100", msg("RRS", notified_at="2100-01-01T00:00:00Z"), "notified_at"),
+    ("start year 9999", msg("ECRS", start="9999-12-31T23:59:59+00:00"), "start"),
+    ("end year 9999", msg("4CP", end="9999-12-31T23:59:59-23:59"), "end"),
+    ("end 2100", msg("ECRS", end="2100-01-01T00:00:00Z"), "end"),
+    ("RECALL notified_at year 1", msg("RECALL", notified_at="0001-01-01T00:00Z"), "notified_at"),
+]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"), [case[1:] for case in OUT_OF_RANGE], ids=[c[0] for c in OUT_OF_RANGE]
+)
+def test_unrepresentable_values_are_out_of_range(payload: bytes, field: str) -> None:
+    with pytest.raises(FeedRejected) as caught:
+        parse(payload)
+    assert (caught.value.reason, caught.value.detail.split(":")[0]) == ("out_of_range", field)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        msg("ECRS", deadline_s=86_400),
+        msg("RRS", mw=10_000),
+        msg("RRS", notified_at="2000-01-01T00:00:00Z"),
+        msg("4CP", start="2099-12-31T00:00:00Z", end="2099-12-31T23:59:59.999+00:00"),
+        msg("ECRS", start="2099-12-31T23:59:59Z", deadline_s=86_400),
+    ],
+)
+def test_the_bounds_themselves_are_accepted_and_every_derived_time_prints(payload: bytes) -> None:
+    parsed = parse(payload)
+    start = parsed.start if parsed.start is not None else parsed.notified_at
+    for instant in (parsed.notified_at, start, parsed.end, start + parsed.deadline_s):
+        text = iso(instant)
+        assert text is None or text[:2] in ("20", "21")
+
+
+BAD_IDS: list[tuple[str, Any]] = [
+    ("NUL", "VDI\x00-1"),
+    ("lone surrogate", "VDI-\ud800"),
+    ("newline", "VDI-1\n"),
+    ("escape sequence", "\x1b[2JVDI"),
+    ("zero-width space", "VDI\u200b-1"),
+    ("129 characters", "V" * 129),
+]
+
+
+@pytest.mark.parametrize("field", ["id", "recall_id"])
+@pytest.mark.parametrize(("text"), [c[1] for c in BAD_IDS], ids=[c[0] for c in BAD_IDS])
+def test_ids_are_short_printable_text(field: str, text: str) -> None:
+    with pytest.raises(FeedRejected) as caught:
+        parse(msg("RECALL", **{field: text}))
+    assert caught.value.reason == "bad_field"
+    assert caught.value.detail.startswith(f"{field}: ")
+    assert len(caught.value.detail) < 200  # a 1 MB id is not echoed back whole
+    caught.value.detail.encode("utf-8")  # and the detail itself can be published
+
+
+def test_an_id_of_128_printable_characters_is_accepted() -> None:
+    text = "VDI-ÉRCOT " + "x" * 118
+    parsed = parse(msg("RECALL", id=text, recall_id=text))
+    assert (parsed.id, parsed.recall_id) == (text, text)

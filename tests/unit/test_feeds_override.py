@@ -176,8 +176,8 @@ def test_signature_rejections(payload: bytes, reason: str) -> None:
 
 
 @given(
-    operator=st.text(max_size=20),
-    reason=st.text(max_size=40),
+    operator=st.text(st.characters(categories=["L", "M", "N", "P", "S"]), max_size=20),
+    reason=st.text(st.characters(exclude_categories=["Cc", "Cs"]), max_size=40),
     ttl_s=st.integers(min_value=1, max_value=86400),
     limit_kw=st.one_of(
         st.integers(min_value=0, max_value=10**6),
@@ -210,7 +210,7 @@ REJECTIONS: list[tuple[str, bytes, str, str]] = [
     ("duplicate mode", b'{"mode": "auto", "mode": "run"}', "malformed_json", "duplicate key"),
     ("array", b"[]", "unknown_shape", "got array"),
     ("mode absent", unsigned(mode=_DROP), "missing_field", "mode: required"),
-    ("mode unknown", unsigned(mode="off"), "bad_field", "curtail, limit, run, auto, got 'off'"),
+    ("mode unknown", unsigned(mode="off"), "bad_field", 'curtail, limit, run, auto, got "off"'),
     ("mode number", unsigned(mode=0), "bad_field", "mode: expected a string"),
     ("issued_at absent", unsigned(issued_at=_DROP), "missing_field", "issued_at"),
     ("issued_at naive", unsigned(issued_at="2024-01-16T18:05:00"), "bad_field", "no UTC offset"),
@@ -276,6 +276,79 @@ def test_replayed_nonce() -> None:
     # The validator never records nonces itself: the caller does once it accepts.
     assert SIGNED.validate(signed(), NOW, set()).nonce == "5f1c"
     assert SIGNED.validate(signed(), NOW, set()).nonce == "5f1c"
+
+
+# --- values a later stage could not handle (I10, CONTRACT 7) --------------------------------
+
+
+def test_an_expiry_past_the_instant_window_is_out_of_range() -> None:
+    """issued_at + ttl_s is printed in override/state: with a huge max_ttl_s it overflowed."""
+    lax = OverrideValidator(max_ttl_s=10**500, max_clock_skew_s=120, hmac_key=None)
+    for ttl_s in (10**400, 10**30, 3_000_000_000):  # 95 years: past 2100
+        caught = rejection(lax, unsigned(ttl_s=ttl_s))
+        assert caught.reason == "out_of_range"
+        assert caught.detail.startswith("issued_at + ttl_s: ")
+    assert lax.validate(unsigned(ttl_s=86_400 * 365), NOW, NO_NONCES).expires_at is not None
+
+
+@pytest.mark.parametrize(
+    "issued_at",
+    ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00", "1999-12-31T23:59:59Z"],
+)
+def test_issued_at_outside_the_window_is_out_of_range(issued_at: str) -> None:
+    caught = rejection(UNSIGNED, unsigned(issued_at=issued_at), now=NOW)
+    assert (caught.reason, caught.detail.split(":")[0]) == ("out_of_range", "issued_at")
+
+
+TEXT_REJECTIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("nonce NUL", {"nonce": "5f\x001c"}, "nonce"),
+    ("nonce surrogate", {"nonce": "\ud800"}, "nonce"),
+    ("nonce newline", {"nonce": "5f1c\n"}, "nonce"),
+    ("operator NUL", {"operator": "jdoe\x00"}, "operator"),
+    ("operator surrogate", {"operator": "j\udfffdoe"}, "operator"),
+    ("operator newline", {"operator": "jdoe\nroot"}, "operator"),  # a forged log line
+    ("operator 129 chars", {"operator": "j" * 129}, "operator"),
+    ("reason NUL", {"reason": "breaker\x00work"}, "reason"),
+    ("reason surrogate", {"reason": "breaker \ud83d work"}, "reason"),
+    ("reason escape", {"reason": "\x1b[2Jbreaker work"}, "reason"),
+    ("reason 1025 chars", {"reason": "r" * 1025}, "reason"),
+    ("limit 1e308", {"mode": "limit", "limit_kw": 1e308}, "limit_kw"),
+    ("limit above 10 GW", {"mode": "limit", "limit_kw": 10_000_000.5}, "limit_kw"),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [case[1:] for case in TEXT_REJECTIONS],
+    ids=[case[0] for case in TEXT_REJECTIONS],
+)
+def test_text_and_numbers_that_cannot_be_kept_are_rejected(
+    changes: dict[str, Any], field: str
+) -> None:
+    caught = rejection(UNSIGNED, unsigned(**changes))
+    assert caught.reason in ("bad_field", "out_of_range")
+    assert caught.detail.startswith(f"{field}: ")
+    caught.detail.encode("ascii")
+
+
+def test_what_people_type_is_kept() -> None:
+    parsed = UNSIGNED.validate(
+        unsigned(
+            operator="Jörg Müller",
+            reason="breaker work\n\tticket 42 — back by 18:00 🙂",
+            nonce="n" * 256,
+            mode="limit",
+            limit_kw=10_000_000,
+        ),
+        NOW,
+        NO_NONCES,
+    )
+    assert (parsed.operator, parsed.reason, parsed.nonce, parsed.limit_kw) == (
+        "Jörg Müller",
+        "breaker work\n\tticket 42 — back by 18:00 🙂",
+        "n" * 256,
+        10_000_000.0,
+    )
 
 
 # --- key file and construction --------------------------------------------------------------

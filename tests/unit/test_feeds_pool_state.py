@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from controller.feeds.common import FeedRejected
-from controller.feeds.pool_state import parse_pool_state
+from controller.feeds.pool_state import parse_pool_state, peek_seq
 from controller.model import PoolTelemetry
 
 MAX_KW = 3000.0
@@ -44,6 +44,8 @@ def test_contract_example() -> None:
         (state(at="2020-01-01T00:00:00Z"), "at", RECEIVED_AT),  # stamped on our clock
         (state(seq=0), "applied_seq", 0),
         (state(seq=2**40), "applied_seq", 2**40),
+        (state(seq=2**53), "applied_seq", 2**53),
+        (state(at="2099-12-31T23:59:59Z"), "at", RECEIVED_AT),
         (state(power_kw=0), "power_kw", 0.0),
         (state(power_kw=30000), "power_kw", 30000.0),  # 10x max_kw is the ceiling
         (state(available_kw=30000.0), "available_kw", 30000.0),
@@ -64,7 +66,12 @@ REJECTIONS: list[tuple[str, bytes, str, str]] = [
     ),
     ("array", b"[17, 1185.2]", "unknown_shape", "got array"),
     ("seq absent", state(seq=_DROP), "missing_field", "seq: required"),
-    ("seq negative", state(seq=-1), "out_of_range", "seq: must be >= 0"),
+    ("seq negative", state(seq=-1), "out_of_range", "seq: -1 is outside 0..2**53"),
+    # our next seq goes above it, and the store keeps seq as SQLite's 64-bit signed INTEGER
+    ("seq 2**70", state(seq=2**70), "out_of_range", "seq: 1180591620717411303424 is outside"),
+    ("seq 2**63", state(seq=2**63), "out_of_range", "outside 0..2**53"),
+    ("seq 2**53 + 1", state(seq=2**53 + 1), "out_of_range", "outside 0..2**53"),
+    ("seq 10**400", state(seq=10**400), "out_of_range", "seq: 10000000000"),
     ("seq float", state(seq=17.0), "bad_field", "seq: expected a JSON integer"),
     ("seq bool", state(seq=True), "bad_field", "seq: expected a JSON integer"),
     ("seq string", state(seq="17"), "bad_field", "seq"),
@@ -87,6 +94,8 @@ REJECTIONS: list[tuple[str, bytes, str, str]] = [
     ("online int", state(online=1), "bad_field", "online"),
     ("at naive", state(at="2024-01-16T18:20:00"), "bad_field", "at:"),
     ("at number", state(at=1705450000), "bad_field", "at:"),
+    ("at year 9999", state(at="9999-12-31T23:59:59-23:59"), "out_of_range", "at:"),
+    ("at year 1", state(at="0001-01-01T00:00:00+01:00"), "out_of_range", "at:"),
 ]
 
 
@@ -106,3 +115,27 @@ def test_a_zero_rated_pool_accepts_only_zero() -> None:
     assert parse_pool_state(state(power_kw=0, available_kw=0), 0.0, RECEIVED_AT).power_kw == 0
     with pytest.raises(FeedRejected, match="out_of_range"):
         parse_pool_state(state(power_kw=0.1, available_kw=0), 0.0, RECEIVED_AT)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"seq": 17, "target_kw": 1200.0, "at": "x", "reason": "price"}', 17),
+        (b'{"seq": 0}', 0),
+        (b'{"seq": 9007199254740992}', 2**53),
+        (b'{"seq": 9007199254740993}', None),  # our next seq would pass SQLite's INTEGER
+        (b'{"seq": 1180591620717411303424}', None),  # 2**70
+        (b'{"seq": -1}', None),
+        (b'{"seq": 17.0}', None),
+        (b'{"seq": true}', None),
+        (b'{"seq": "17"}', None),
+        (b"{}", None),
+        (b"[17]", None),
+        (b"", None),  # a cleared retained message
+        (b"\xff", None),
+    ],
+)
+def test_peek_seq_reads_only_a_seq_we_could_continue_from(
+    payload: bytes, expected: int | None
+) -> None:
+    assert peek_seq(payload) == expected

@@ -225,6 +225,85 @@ def test_envelope_with_one_bad_row_is_rejected_whole() -> None:
     assert "whole message rejected" in caught.value.detail
 
 
+# --- times and text a later stage could not handle (I10, CONTRACT 7) -------------------------
+
+FAR_905 = [
+    with_(RT, deliveryDate="9999-12-31", deliveryHour=24, deliveryInterval=4),  # OverflowError
+    with_(RT, deliveryDate="9999-12-31", deliveryHour=1),
+    with_(RT, deliveryDate="0001-01-01", deliveryHour=1),
+    with_(RT, deliveryDate="1999-12-31", deliveryHour=18, deliveryInterval=4),  # 23:45Z
+    with_(RT, deliveryDate="2099-12-31", deliveryHour=19, deliveryInterval=1),  # 2100 at 00:00Z
+]
+FAR_788 = [
+    with_(SCED, SCEDTimestamp="9999-12-31T23:59:59"),  # OverflowError
+    with_(SCED, SCEDTimestamp="0001-01-01T00:00:00"),
+    with_(SCED, SCEDTimestamp="1999-12-31T17:59:59"),
+]
+
+
+@pytest.mark.parametrize(
+    "record", [*FAR_905, *FAR_788], ids=[*(f"905-{i}" for i in range(5)), "788-0", "788-1", "788-2"]
+)
+@pytest.mark.parametrize("form", ["record", "envelope"])
+def test_record_times_outside_the_window_are_out_of_range(
+    record: dict[str, Any], form: str
+) -> None:
+    payload = encode(record if form == "record" else envelope([record]))
+    with pytest.raises(FeedRejected) as caught:  # `future` says nothing of year 9999
+        parse_price_payload(payload, datetime(2099, 12, 31, 23, tzinfo=UTC).timestamp())
+    assert caught.value.reason == "out_of_range"
+    assert "is outside [2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z)" in caught.value.detail
+
+
+def test_the_first_and_last_intervals_of_the_window_are_accepted() -> None:
+    last = with_(RT, deliveryDate="2099-12-31", deliveryHour=18, deliveryInterval=4)
+    first = with_(SCED, SCEDTimestamp="1999-12-31T18:00:00")
+    (late,) = parse_price_payload(encode(last), utc("2100-01-01T00:00"))
+    (early,) = parse_price_payload(encode(first), NOW)
+    assert (late.interval_start, early.interval_start) == (
+        utc("2099-12-31T23:45"),
+        utc("2000-01-01T00:00"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("settlementPoint", "HB_\x00WEST"),
+        ("settlementPoint", "HB_\ud800"),
+        ("settlementPoint", "X" * 129),
+        ("settlementPointType", "HU\ud800"),
+        ("settlementPointType", "HU\x1b"),
+        ("settlementPointType", "H" * 129),
+    ],
+)
+def test_text_that_cannot_be_logged_or_stored_is_rejected(field: str, value: str) -> None:
+    with pytest.raises(FeedRejected) as caught:
+        parse_price_payload(encode(with_(RT, **{field: value})), NOW)
+    assert (caught.value.reason, caught.value.detail.split(":")[0]) == ("bad_field", field)
+
+
+def test_a_detail_quotes_a_bounded_part_of_any_payload() -> None:
+    many_keys = {f"k{i:05d}" + "x" * 100: i for i in range(5000)}
+    long_name = "n" * 10**5
+    for payload in (
+        encode(many_keys),
+        encode({"fields": [{"name": long_name}, {"name": long_name}], "data": []}),
+        b'{"' + long_name.encode() + b'": 1, "' + long_name.encode() + b'": 2}',
+    ):
+        with pytest.raises(FeedRejected) as caught:
+            parse_price_payload(payload, NOW)
+        assert len(caught.value.detail) < 1024
+
+
+def test_long_date_text_is_not_echoed_whole() -> None:
+    for record in (with_(RT, deliveryDate="2" * 10**5), with_(SCED, SCEDTimestamp="2" * 10**5)):
+        with pytest.raises(FeedRejected) as caught:
+            parse_price_payload(encode(record), NOW)
+        assert caught.value.reason == "bad_field"
+        assert len(caught.value.detail) < 200
+
+
 # --- PriceBook ------------------------------------------------------------------------------
 
 
@@ -301,6 +380,8 @@ def test_book_history_is_bounded() -> None:
         (b'{"usd_per_ph_day": 50, "source": "luxor"}', 50.0),
         (b"48.2", 48.2),
         (b" 7 ", 7.0),
+        (b"100000", 100_000.0),
+        (b"5e-324", 5e-324),
     ],
 )
 def test_hashprice_accepted(payload: bytes, expected: float) -> None:
@@ -314,6 +395,12 @@ def test_hashprice_accepted(payload: bytes, expected: float) -> None:
         (b"-1.5", "out_of_range"),
         (b'{"usd_per_ph_day": 0}', "out_of_range"),
         (b"1e400", "out_of_range"),
+        (b"1e308", "out_of_range"),  # breakeven = hashprice x 1000 / ...: inf
+        (b"100000.01", "out_of_range"),
+        (
+            b'{"usd_per_ph_day": 1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111}',
+            "out_of_range",
+        ),
         (b"NaN", "malformed_json"),
         (b"Infinity", "malformed_json"),
         (b'"48.2"', "unknown_shape"),
