@@ -97,6 +97,9 @@ class MosquittoBroker:
     curtaild.conf sets up, `per_listener_settings false`): `tls_port` (TLS 1.2 or better,
     password login) and `mtls_port` (the same, and a client certificate from `tls.ca_file` is
     required). `acl` is the text of an ACL file (with `users`, as the ACL keys on the username).
+    `conf` replaces the generated config with a given one (a deployed file under test): its
+    listeners are `port` and `tls_port`, and `{dir}` in it is the directory where `users` and
+    `acl` are written (as `passwd` and `acl`).
     """
 
     host = "127.0.0.1"
@@ -110,11 +113,12 @@ class MosquittoBroker:
         tls: BrokerTls | None = None,
         tls_port: int | None = None,
         acl: str | None = None,
+        conf: str | None = None,
     ) -> None:
         """`users` (name -> password): require a login with those, else allow anonymous."""
         self.binary = binary
         self.port = port or free_port()
-        self.tls_port = (tls_port or free_port()) if tls else None
+        self.tls_port = (tls_port or free_port()) if tls else tls_port
         self.mtls_port = free_port() if tls else None
         # mosquitto started as root drops to user mosquitto: the directory and config must be
         # readable by that user, so world-readable modes rather than mkdtemp's 0700.
@@ -138,8 +142,6 @@ class MosquittoBroker:
             acl_file.write_text(acl, encoding="utf-8")
             acl_file.chmod(0o644)
             lines.append(f"acl_file {acl_file}")
-        if os.geteuid() == 0 and not _user_exists("mosquitto"):
-            lines.append("user root")  # nothing to drop to; mosquitto refuses to start otherwise
         lines.append(f"listener {self.port} 127.0.0.1")
         if tls is not None:
             for listen_port, require in ((self.tls_port, False), (self.mtls_port, True)):
@@ -151,6 +153,10 @@ class MosquittoBroker:
                     "tls_version tlsv1.2",  # the least it accepts: 1.3 is negotiated when offered
                     f"require_certificate {'true' if require else 'false'}",
                 ]
+        if conf is not None:
+            lines = [conf.replace("{dir}", str(self.dir))]
+        if os.geteuid() == 0 and not _user_exists("mosquitto"):
+            lines.append("user root")  # nothing to drop to; mosquitto refuses to start otherwise
         self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.conf.chmod(0o644)
         self.proc: subprocess.Popen[bytes] | None = None

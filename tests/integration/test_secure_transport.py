@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,8 +22,10 @@ import pytest
 
 from tests.integration.secure_site import (
     A1_AGENT,
+    CONTROLLER,
     FEED,
     OPERATOR,
+    PASSWORDS,
     QSE,
     SecureSite,
     cli,
@@ -40,6 +43,7 @@ from tests.integration.secure_site import (
 from tests.integration.site import ROOT, iso_now, sced, spawn_daemon
 from tests.support import (
     MOSQUITTO_MISSING,
+    MosquittoBroker,
     MqttProbe,
     ProbeTls,
     eventually,
@@ -48,6 +52,8 @@ from tests.support import (
 )
 from tests.tls import OPENSSL_MISSING, Pki, find_openssl, make_pki
 
+# deploy/mosquitto/curtaild.conf's own instruction for enabling TLS (a sed -E expression).
+UNCOMMENT_TLS = re.compile(r"^#(listener 8883|certfile|keyfile|cafile|tls_version)", re.MULTILINE)
 FLEET_KW = 11216.0  # every pool of the integration site running (tests/integration/site.py)
 
 
@@ -163,6 +169,57 @@ async def test_authorised_parties_reach_the_controller_over_tls(
         assert "status:   online" in out
         assert "override: curtail" in out
         assert "QSE-1" in out
+
+
+def shipped_conf(pki: Pki, port: int, tls_port: int) -> str:
+    """deploy/mosquitto/curtaild.conf with its TLS block uncommented by the README's sed, its
+    paths pointing at this test's files and its listeners on loopback test ports."""
+    text = (ROOT / "deploy/mosquitto/curtaild.conf").read_text(encoding="utf-8")
+    text = UNCOMMENT_TLS.sub(r"\1", text)
+    replacements = {
+        "/etc/mosquitto/curtaild.passwd": "{dir}/passwd",
+        "/etc/mosquitto/curtaild.acl": "{dir}/acl",
+        "/etc/mosquitto/certs/broker.crt": str(pki.broker.cert),
+        "/etc/mosquitto/certs/broker.key": str(pki.broker.key),
+        "/etc/mosquitto/ca_certificates/site-ca.crt": str(pki.ca.cert),
+        "listener 1883 127.0.0.1\n": f"listener {port} 127.0.0.1\n",
+        "listener 8883\n": f"listener {tls_port} 127.0.0.1\n",  # all interfaces on a site
+    }
+    for shipped, here in replacements.items():
+        assert shipped in text, f"deploy/mosquitto/curtaild.conf no longer has {shipped!r}"
+        text = text.replace(shipped, here)
+    return text
+
+
+async def test_the_shipped_broker_config_serves_tls_once_uncommented(
+    mosquitto: str, pki: Pki, tmp_path: Path
+) -> None:
+    port, tls_port = free_port(), free_port()
+    config, path = secure_config(tmp_path, tls_port, pki.ca.cert)
+    conf = shipped_conf(pki, port, tls_port)
+    broker = MosquittoBroker(mosquitto, port, PASSWORDS, tls_port=tls_port, acl=render_acl(path),
+                             conf=conf)  # fmt: skip
+    try:
+        broker.start()
+        tls = ProbeTls(pki.ca.cert)
+        login = (CONTROLLER, PASSWORDS[CONTROLLER])
+        # The controller on loopback (plain) and over TLS, under the ACL on both; nobody
+        # anonymous on either.
+        async with (
+            MqttProbe(broker.host, port, ["#"], login=login) as plain,
+            MqttProbe(broker.host, tls_port, ["#"], login=login, tls=tls) as secure,
+        ):
+            await secure.publish("not/granted", b"dropped")
+            await secure.publish(f"{config.mqtt.topic_prefix}/status", b"over TLS")
+            await plain.wait_for(lambda m: m.payload == b"over TLS")
+            assert [m.payload for m in plain.messages] == [b"over TLS"]
+        for listener, probe_tls in ((port, None), (tls_port, tls)):
+            with pytest.raises(aiomqtt.MqttError, match="Not authorized"):
+                async with MqttProbe(broker.host, listener, [], tls=probe_tls):
+                    pass
+        assert "Error" not in broker.log_text()
+    finally:
+        broker.cleanup()
 
 
 async def test_clients_without_a_valid_login_are_refused_at_connect(
