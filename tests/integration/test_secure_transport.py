@@ -243,6 +243,15 @@ async def test_clients_without_a_valid_login_are_refused_at_connect(
                     pass
         assert broker.log_text().count("disconnected, not authorised") == len(attempts)
 
+        # `curtaild status` with a wrong password: exit 1, one line naming the login and the fix.
+        _, op_path = secure_config(tmp_path, tls_port, pki.ca.cert, user=OPERATOR)
+        (tmp_path / f"{OPERATOR}.password").write_text("not-the-password\n")
+        code, _, err = await cli("status", "--config", str(op_path))
+        assert code == 1
+        assert len(err.strip().splitlines()) == 1, err
+        assert f"127.0.0.1:{tls_port} refused the login" in err
+        assert "Check [mqtt] username and password_file" in err
+
         # The listener that requires a client certificate (used by `curtaild status` above)
         # refuses a client without one, before any login.
         assert broker.mtls_port is not None
