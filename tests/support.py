@@ -81,17 +81,45 @@ def wait_port(host: str, port: int, timeout_s: float = 5.0) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerTls:
+    """The broker's certificate and key, and the CA its clients' certificates must chain to."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
 class MosquittoBroker:
-    """A real mosquitto process on 127.0.0.1:port with a throwaway config (no persistence)."""
+    """A real mosquitto process on 127.0.0.1:port with a throwaway config (no persistence).
+
+    With `tls`, two more listeners share the same logins and ACL (as deploy/mosquitto/
+    curtaild.conf sets up, `per_listener_settings false`): `tls_port` (TLS 1.2 or better,
+    password login) and `mtls_port` (the same, and a client certificate from `tls.ca_file` is
+    required). `acl` is the text of an ACL file (with `users`, as the ACL keys on the username).
+    `conf` replaces the generated config with a given one (a deployed file under test): its
+    listeners are `port` and `tls_port`, and `{dir}` in it is the directory where `users` and
+    `acl` are written (as `passwd` and `acl`).
+    """
 
     host = "127.0.0.1"
 
     def __init__(
-        self, binary: str, port: int | None = None, users: Mapping[str, str] | None = None
+        self,
+        binary: str,
+        port: int | None = None,
+        users: Mapping[str, str] | None = None,
+        *,
+        tls: BrokerTls | None = None,
+        tls_port: int | None = None,
+        acl: str | None = None,
+        conf: str | None = None,
     ) -> None:
         """`users` (name -> password): require a login with those, else allow anonymous."""
         self.binary = binary
         self.port = port or free_port()
+        self.tls_port = (tls_port or free_port()) if tls else tls_port
+        self.mtls_port = free_port() if tls else None
         # mosquitto started as root drops to user mosquitto: the directory and config must be
         # readable by that user, so world-readable modes rather than mkdtemp's 0700.
         self.dir = Path(tempfile.mkdtemp(prefix="curtaild-mosquitto-"))
@@ -99,7 +127,7 @@ class MosquittoBroker:
         self.conf = self.dir / "mosquitto.conf"
         self.log = self.dir / "mosquitto.log"
         lines = [
-            f"listener {self.port} 127.0.0.1",
+            "per_listener_settings false",
             f"allow_anonymous {'false' if users else 'true'}",
             "persistence false",
             # As production should: the broker also answers without waiting on Nagle.
@@ -109,6 +137,24 @@ class MosquittoBroker:
             passwords = self.dir / "passwd"
             _write_passwords(binary, passwords, users)
             lines.append(f"password_file {passwords}")
+        if acl is not None:
+            acl_file = self.dir / "acl"
+            acl_file.write_text(acl, encoding="utf-8")
+            acl_file.chmod(0o644)
+            lines.append(f"acl_file {acl_file}")
+        lines.append(f"listener {self.port} 127.0.0.1")
+        if tls is not None:
+            for listen_port, require in ((self.tls_port, False), (self.mtls_port, True)):
+                lines += [
+                    f"listener {listen_port} 127.0.0.1",
+                    f"certfile {tls.cert_file}",
+                    f"keyfile {tls.key_file}",
+                    f"cafile {tls.ca_file}",
+                    "tls_version tlsv1.2",  # the least it accepts: 1.3 is negotiated when offered
+                    f"require_certificate {'true' if require else 'false'}",
+                ]
+        if conf is not None:
+            lines = [conf.replace("{dir}", str(self.dir))]
         if os.geteuid() == 0 and not _user_exists("mosquitto"):
             lines.append("user root")  # nothing to drop to; mosquitto refuses to start otherwise
         self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -127,7 +173,9 @@ class MosquittoBroker:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        if not wait_port(self.host, self.port, timeout_s) or self.proc.poll() is not None:
+        ports = [p for p in (self.port, self.tls_port, self.mtls_port) if p is not None]
+        started = all(wait_port(self.host, p, timeout_s) for p in ports)
+        if not started or self.proc.poll() is not None:
             self.stop()
             raise RuntimeError(f"mosquitto did not start on port {self.port}:\n{self.log_text()}")
 
@@ -197,6 +245,22 @@ def _user_exists(name: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeTls:
+    """A probe's TLS settings: the CA it trusts, and a client certificate when one is needed."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def params(self) -> aiomqtt.TLSParameters:
+        return aiomqtt.TLSParameters(
+            ca_certs=str(self.ca_file),
+            certfile=None if self.cert_file is None else str(self.cert_file),
+            keyfile=None if self.key_file is None else str(self.key_file),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Received:
     topic: str
     payload: bytes
@@ -214,22 +278,36 @@ class MqttProbe:
     """
 
     def __init__(
-        self, host: str, port: int, topics: Sequence[str] = ("#",), client_id: str | None = None
+        self,
+        host: str,
+        port: int,
+        topics: Sequence[str] = ("#",),
+        client_id: str | None = None,
+        *,
+        login: tuple[str, str] | None = None,
+        tls: ProbeTls | None = None,
     ) -> None:
+        """`login` (username, password) and `tls` for a secured broker; plain anonymous without."""
         self.host = host
         self.port = port
         self.topics = list(topics)
         self.client_id = client_id or f"probe-{secrets.token_hex(4)}"
+        self.login = login
+        self.tls = tls
         self.messages: list[Received] = []
         self._arrived = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> MqttProbe:
+        username, password = self.login or (None, None)
         self._client = aiomqtt.Client(
             self.host,
             self.port,
             identifier=self.client_id,
+            username=username,
+            password=password,
+            tls_params=None if self.tls is None else self.tls.params(),
             timeout=5,
             # Nagle would add ~40 ms to a publish that follows our PUBACK (see adapters/mqtt.py).
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
