@@ -1,9 +1,10 @@
 """The composition root of `curtaild run`: builds every part from the config and runs them.
 
-One TaskGroup holds the MQTT session, the pollers and the control loop. Startup waits briefly
-for the broker and first telemetry so the first decision sees the site as it is (I6), then
-reports READY. SIGTERM applies `shutdown_action`; SIGHUP reloads the config, keeping the old one
-when the new one is invalid or changes devices (which needs a restart).
+One TaskGroup holds the MQTT session, the pollers and the control loop. Startup restores the
+state store, waits briefly for the broker and first telemetry so the first decision sees the
+site as it is (I6, runtime/startup.py), then reports READY. SIGTERM applies `shutdown_action`;
+SIGHUP reloads the config all-or-nothing: everything that can fail is built before any component
+changes, and the old config stays when the new one is invalid or changes devices.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import contextlib
 import gc
 import signal
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,14 @@ from controller.adapters.metrics import Metrics
 from controller.adapters.metrics_server import MetricsServer
 from controller.adapters.modbus import quiet_pymodbus_logs
 from controller.adapters.mqtt import MqttSession, OutMessage
+from controller.adapters.store import AsyncStateStore
 from controller.clock import Clock, SystemClock
 from controller.config import Config, load_config
 from controller.drivers.health import BackoffPolicy, HealthBoard
 from controller.errors import ConfigError
-from controller.feeds.common import peek_field
+from controller.feeds.common import peek_id
 from controller.logs import get
-from controller.model import OverrideRequest
-from controller.runtime import payloads
+from controller.runtime import payloads, startup
 from controller.runtime.apply import Applier
 from controller.runtime.devices import build_devices, devices_key
 from controller.runtime.inputs import Inputs
@@ -40,7 +40,7 @@ from controller.runtime.topics import Topics
 
 log = get("curtaild")
 STARTUP_BROKER_WAIT_S = 3.0
-STARTUP_TELEMETRY_WAIT_S = 2.0
+PRUNE_EVERY_S = 3600.0  # nonces and audit rows past their keep time: small batches, hourly
 
 
 class Daemon:
@@ -83,7 +83,9 @@ class Daemon:
             self.devices.meters,
             self.devices.plcs,
             self.devices.pdus,
+            on_error=self.observer.internal_error,
         )
+        self.store: AsyncStateStore | None = None
         self._watchdog_s = systemd.watchdog_interval_s()
         self._last_watchdog = 0.0
         self._notify_failed = False
@@ -94,28 +96,27 @@ class Daemon:
         return self.session.publish(topic, payload, qos, retain)
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
-        self.inputs.on_message(topic, payload, retain)
+        try:
+            self.inputs.on_message(topic, payload, retain)
+        except Exception:  # noqa: BLE001 - one message must not stop the daemon (I10)
+            self.observer.internal_error("message")
 
     def _on_reject(self, feed: str, reason: str, detail: str, payload: bytes) -> None:
-        self.observer.rejected(feed, reason, detail)
+        msg_id = peek_id(payload)
+        self.observer.rejected(feed, reason, detail, msg_id)
+        report = self.loop.report
         if feed == "dispatch":  # every instruction is answered, a bad one with `rejected`
-            self._publish(
-                self.topics.dispatch_ack,
-                payloads.rejected_ack(
-                    _str_or_none(peek_field(payload, "id")),
-                    f"{reason}: {detail}",
-                    self.clock.time(),
-                ),
-                1,
-                False,
-            )
+            report.publish_rejected_ack(msg_id, f"{reason}: {detail}")
         elif feed == "override":
-            self.loop.publish_override_state()
+            report.publish_override_state(self.loop.state.override, self.inputs.override_error)
 
     async def _on_connect(self) -> None:
         self.metrics.set_mqtt_connected(True)
         log.info("broker connected", host=self.config.mqtt.host, port=self.config.mqtt.port)
-        self.loop.republish_retained()
+        try:
+            self.loop.republish_retained()
+        except Exception:  # noqa: BLE001
+            self.observer.internal_error("publish")
 
     def _on_cycle(self) -> None:
         if self._watchdog_s is None:
@@ -138,6 +139,7 @@ class Daemon:
 
     async def run(self) -> int:
         quiet_pymodbus_logs()
+        started = self.clock.monotonic()
         self.metrics_server = self.metrics.start_server(self.config.metrics.listen)
         log.info(
             "starting",
@@ -145,48 +147,67 @@ class Daemon:
             pools=len(self.config.pools),
             metrics=self.config.metrics.listen,
         )
-        self._install_signals()
-        self.loop.on_cycle = self._on_cycle
         try:
+            self.store = await startup.open_store(self.config, self.loop, self.inputs)
+            await self._prune()
+            self._install_signals()
+            self.loop.on_cycle = self._on_cycle
             async with asyncio.TaskGroup() as group:
                 mqtt_task = group.create_task(self.session.run(), name="mqtt")
                 pollers = self.pollers.tasks()
-                await self._startup()
+                pruner = group.create_task(self._prune_forever(), name="prune")
+                await self._startup(started)
                 loop_task = group.create_task(self.loop.run(), name="control-loop")
                 await self.stop_requested.wait()
                 await self._shutdown(loop_task, pollers)
+                pruner.cancel()
                 mqtt_task.cancel()
         finally:
             self.devices.endpoints.close()
+            if self.store is not None:
+                await self.store.close()
             if self.metrics_server is not None:
                 self.metrics_server.close()
         log.info("stopped")
         return 0
 
-    async def _startup(self) -> None:
+    async def _startup(self, started: float) -> None:
+        deadline = started + self.config.control.confirm_timeout_s
         try:
-            await self.session.wait_connected(STARTUP_BROKER_WAIT_S)
+            await self.session.wait_connected(min(STARTUP_BROKER_WAIT_S, deadline - started))
         except Exception as exc:  # noqa: BLE001 - reported, then the session keeps retrying
             log.error(  # noqa: TRY400 - the cause is in `error`; a traceback helps nobody
                 "broker not reachable yet; running on devices, retrying", error=str(exc)
             )
-        deadline = self.clock.monotonic() + STARTUP_TELEMETRY_WAIT_S
-        mqtt_pools = {p.name for p in self.config.pools if p.driver == "mqtt"}
-        while self.clock.monotonic() < deadline:
-            have_pools = mqtt_pools <= set(self.inputs.pools)
-            have_site = any(m.role != "site" for m in self.config.meters) or all(
-                m.name in self.inputs.meters_kw for m in self.config.meters if m.role == "site"
-            )
-            if have_pools and have_site:
-                break
-            await asyncio.sleep(0.05)
-        self.loop.set_status("online")
+        await startup.wait_for_site(
+            self.config, self.inputs, self.health, self.clock, deadline, self.stop_requested
+        )
         await self.loop.step()
+        self.loop.report.ready = True
+        self.loop.report.publish_status()
         # Everything built so far lives as long as the process: keep it out of GC scans, whose
         # pauses were the tail of decision times when every pool changes (bench_decide).
         gc.freeze()
         self._notify(systemd.ready)
         self._notify(lambda: systemd.status(f"online: {len(self.config.pools)} pools"))
+
+    async def _prune(self) -> None:
+        if self.store is None:
+            return
+        try:
+            removed = await self.store.prune(
+                self.clock.time(), self.config.control.audit_retention_days
+            )
+        except Exception:  # noqa: BLE001
+            self.observer.internal_error("store")
+        else:
+            if any(removed):
+                log.info("state store pruned", nonces=removed[0], audit_records=removed[1])
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            await self._prune()
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -213,44 +234,43 @@ class Daemon:
 
     async def _curtail_all(self) -> None:
         """shutdown_action = curtail: every pool commanded to 0, confirmed or timed out."""
-        now = self.clock.time()
+        plan = await self.loop.curtail_everything(self.clock.time(), frozenset())
         timeout_s = self.config.control.confirm_timeout_s
-        self.inputs.override_inbox.append(
-            OverrideRequest(
-                "curtail",
-                None,
-                now + 10 * timeout_s + 60,
-                "curtaild",
-                "shutdown_action = curtail",
-                now,
-                f"shutdown-{now}",
-            )
-        )
-        decision = await self.loop.step()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            pools = self.inputs.pools
-            if all(
-                (t := pools.get(name)) is not None and t.power_kw <= 0.02 * p.max_kw + 1e-6
-                for name, p in ((p.name, p) for p in self.config.pools)
-            ):
+        deadline = self.clock.monotonic() + timeout_s
+        while self.clock.monotonic() < deadline:
+            if self._all_curtailed():
                 break
             await asyncio.sleep(0.1)
-        log.info("curtailed for shutdown", mining_target_kw=decision.plan.mining_target_kw)
+        log.info("curtailed for shutdown", mining_target_kw=plan.mining_target_kw)
         await self.session.flush(timeout_s)
 
+    def _all_curtailed(self) -> bool:
+        pools = self.inputs.pools
+        return all(
+            (t := pools.get(p.name)) is not None and t.power_kw <= 0.02 * p.max_kw + 1e-6
+            for p in self.config.pools
+        )
+
     def reload(self) -> None:
+        """SIGHUP: all or nothing, READY again either way (CONTRACT 5, 7)."""
         if self.config_path is None:
             return
         self._notify(systemd.reloading)
         try:
-            new = load_config(self.config_path)
+            self._reload(self.config_path)
+        except Exception:  # noqa: BLE001 - a reload must never stop the daemon
+            self.observer.internal_error("reload")
+            self.observer.event("reload_refused", problems=["internal error; see the log"])
+        self._notify(systemd.ready)
+
+    def _reload(self, path: Path) -> None:
+        try:
+            new = load_config(path)
         except ConfigError as exc:
             log.error(  # noqa: TRY400 - the problems list is the message
                 "reload refused: invalid config, keeping the running one", problems=exc.problems
             )
             self.observer.event("reload_refused", problems=exc.problems)
-            self._notify(systemd.ready)
             return
         if devices_key(new) != devices_key(self.config):
             msg = (
@@ -259,15 +279,17 @@ class Daemon:
             )
             log.error(msg)
             self.observer.event("reload_refused", problems=[msg])
-            self._notify(systemd.ready)
             return
+        # Everything that can fail is built here, before any component changes.
+        commits = [self.inputs.prepare(new), self.loop.reconfigure(new)]
+        for commit in commits:
+            commit()
+        self.pollers.reconfigure(new)
+        self.metrics.configure(new)
         self.config = new
-        self.inputs.reconfigure(new)
-        self.loop.config = new
         self.inputs.notify("reload")
-        log.info("config reloaded", path=str(self.config_path))
+        log.info("config reloaded", path=str(path))
         self.observer.event("reloaded")
-        self._notify(systemd.ready)
 
 
 def _retained(topic: str, payload: bytes) -> OutMessage:
@@ -286,7 +308,3 @@ def run_main(main: Coroutine[Any, Any, int]) -> int:
     except ImportError:  # pragma: no cover - uvloop is in the lock; a source install may lack it
         return asyncio.run(main)
     return uvloop.run(main)
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None

@@ -10,6 +10,8 @@ metrics cannot:
   an instruction id as a label value would grow the series without bound.
 - `curtaild_safety_envelope_watts`: the envelope of I2, to compare the cap against.
 - `curtaild_commands_total{driver}`: commands written per driver kind (mqtt, modbus, pdu).
+- `curtaild_internal_errors_total{where}`: exceptions contained in a stage (message, decision,
+  store, apply, publish, metrics, poll, reload, events); the daemon went on (CONTRACT 7, I10).
 - `curtaild_mqtt_connected`: the broker session is up (every feed depends on it).
 - `curtaild_build_info{version}`: always 1; joins a version onto any other series.
 - the standard `process_*` and `python_*` collectors (memory, CPU, fds, start time).
@@ -65,6 +67,10 @@ PRICE_PRODUCTS: tuple[str, ...] = get_args(PriceProduct)
 FEEDS = ("price", "dispatch", "override", "pool_state", "hashprice")
 TRIGGERS = ("price", "dispatch", "override", "pool", "frequency", "tick")
 DRIVERS = ("mqtt", "modbus", "pdu")
+# Where an unexpected exception was contained (I10, CONTRACT 7 Faults inside the daemon).
+INTERNAL_ERROR_STAGES = (
+    "message", "decision", "store", "apply", "publish", "metrics", "poll", "reload", "events",
+)  # fmt: skip
 
 
 def _buckets(low_exp: int, high_exp: int) -> tuple[float, ...]:
@@ -139,6 +145,11 @@ class Metrics:
             "curtaild_protected_write_refused", "Writes aimed at a protected PDU, refused (I1)"
         )
         self.commands = counter("curtaild_commands", "Commands written", "driver")
+        self.internal_errors = counter(
+            "curtaild_internal_errors",
+            "Exceptions contained, by stage; the daemon went on",
+            "where",
+        )
         self.decision_duration = histogram(
             "curtaild_decision_duration_seconds", "decide() wall time", DECISION_BUCKETS_S
         )
@@ -167,6 +178,7 @@ class Metrics:
         self._triggers = {k: self.event_to_command.labels(k) for k in TRIGGERS}
         self._confirm = {k: self.command_confirm.labels(k) for k in DRIVERS}
         self._commands = {k: self.commands.labels(k) for k in DRIVERS}
+        self._internal = {k: self.internal_errors.labels(k) for k in INTERNAL_ERROR_STAGES}
         self._feed_seen_at: dict[str, float] = {}
         self._feed_age = {k: self._age_child(k) for k in FEEDS}
         self._rejected: dict[tuple[str, str], Counter] = {}
@@ -299,6 +311,9 @@ class Metrics:
 
     def message_rejected(self, feed: str, reason: str) -> None:
         _child(self._rejected, (feed, reason), self.rejected, feed, reason).inc()
+
+    def internal_error(self, where: str) -> None:
+        _child(self._internal, where, self.internal_errors, where).inc()
 
     def protected_write_refused(self) -> None:
         self.protected_refused.inc()

@@ -35,8 +35,9 @@ class ApplyReport:
     commands: int = 0
     first_at: float | None = None  # monotonic
     last_at: float | None = None
-    failures: int = 0
+    failures: int = 0  # device errors (the device's health records them)
     by_driver: dict[str, int] = field(default_factory=dict)
+    errors: list[BaseException] = field(default_factory=list)  # anything else: a bug, contained
 
     def mark(self, at: float, driver: str) -> None:
         self.commands += 1
@@ -100,8 +101,15 @@ class Applier:
             if self._written.get(pdu) != states:
                 writes.append(self._write_outlets(pdu, states, plan, report))
         if writes:
-            await asyncio.gather(*writes)
+            # One device's surprise must not cancel the others' writes (I10).
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            report.errors += [o for o in outcomes if isinstance(o, BaseException)]
         return report
+
+    def restore(self, pools: Mapping[str, PoolState]) -> None:
+        """After a restart: what the store says was last sent. A PLC or PDU pool reports this
+        seq as applied, so its restored target confirms by telemetry; no command is re-sent."""
+        self._sent_seq.update({name: ps.seq for name, ps in pools.items()})
 
     def republish_commands(self, plan: Plan | None) -> None:
         """After a reconnect: every MQTT pool's retained cmd again, with the same seq."""
@@ -119,8 +127,14 @@ class Applier:
 
     def _plan_outlets(self, pool: str, ps: PoolState) -> None:
         names = self._pool_pdus.get(pool)
-        if not names:
-            return
+        if not names or (ps.target_at == NEVER and not ps.cut):
+            return  # not commanded since start: its outlets are left as they are (I6)
+        if self._sent_seq.get(pool) != ps.seq:
+            # A new command: write what it asks for even where our last vector already did
+            # (a re-command after drift, an outlet switched by hand); the driver writes only
+            # the outlets that differ from what it last read.
+            for pdu in names:
+                self._written.pop(pdu, None)
         if ps.cut:
             on_count = 0
         elif ps.outlets_on is not None:

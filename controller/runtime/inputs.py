@@ -1,8 +1,9 @@
 """Inbound messages and readings land here, validated, in slots read by the next decision.
 
 Nothing is acted on in a callback (DESIGN point 10): `on_message` parses, stores and wakes the
-control loop; `snapshot()` freezes the slots and drains the inboxes for one decision. Bad input
-is counted, reported through `on_reject` and dropped (I10): it never reaches a device.
+control loop; `snapshot()` freezes the slots for one decision and `consume()` drops what that
+decision took once it succeeded, so a decision that fails loses no instruction. Bad input is
+counted, reported through `on_reject` and dropped (I10): it never reaches a device.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 from controller.clock import Clock
 from controller.config import Config
 from controller.core.plan import Snapshot
-from controller.feeds.common import FeedRejected, peek_field
+from controller.feeds.common import FeedRejected
 from controller.feeds.dispatch import parse_dispatch
-from controller.feeds.override import OverrideValidator, load_hmac_key
-from controller.feeds.pool_state import parse_pool_state
+from controller.feeds.override import OverrideValidator
+from controller.feeds.pool_state import parse_pool_state, peek_seq
 from controller.feeds.price import PriceBook, parse_hashprice, parse_price_payload
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry, Reading
 from controller.runtime.topics import Topics, matches
@@ -51,24 +52,47 @@ class Inputs:
         self.override_error: str | None = None
         self.override_changed = False
         self.cmd_seq: dict[str, int] = {}
-        self._nonces: dict[str, float] = {}
+        self._nonces: dict[str, float] = {}  # nonce -> keep until (epoch s), kept in the store
+        self._validator: OverrideValidator
+        self._pool_max_kw: dict[str, float]
+        self._mqtt_pools: set[str]
         self.reconfigure(config)
         self.wake = asyncio.Event()
         self.trigger: Trigger | None = None
 
     def reconfigure(self, config: Config) -> None:
-        """Take a reloaded config (same devices; checked by the caller)."""
-        self.config = config
-        key = (
-            load_hmac_key(config.override.hmac_key_file) if config.override.hmac_key_file else None
+        self.prepare(config)()
+
+    def prepare(self, config: Config) -> Callable[[], None]:
+        """Everything a reloaded config needs, built first; the returned commit only assigns
+        (a reload is all-or-nothing). Same devices: checked by the caller."""
+        key = config.override.hmac_key
+        validator = OverrideValidator(
+            config.override.max_ttl_s,
+            config.override.max_clock_skew_s,
+            None if key is None else key.get_secret_value(),
         )
-        self._validator = OverrideValidator(
-            config.override.max_ttl_s, config.override.max_clock_skew_s, key
-        )
-        if config.site.settlement_point != self.prices.settlement_point:
-            self.prices = PriceBook(config.site.settlement_point)
-        self._pool_max_kw = {p.name: p.max_kw for p in config.pools}
-        self._mqtt_pools = {p.name for p in config.pools if p.driver == "mqtt"}
+        prices = self.prices
+        if config.site.settlement_point != prices.settlement_point:
+            prices = PriceBook(config.site.settlement_point)
+        pool_max_kw = {p.name: p.max_kw for p in config.pools}
+        mqtt_pools = {p.name for p in config.pools if p.driver == "mqtt"}
+
+        def commit() -> None:
+            self.config, self._validator, self.prices = config, validator, prices
+            self._pool_max_kw, self._mqtt_pools = pool_max_kw, mqtt_pools
+
+        return commit
+
+    def restore_nonces(self, nonces: dict[str, float]) -> None:
+        """Used nonces from the state store: a replay after a restart is still a replay."""
+        self._nonces.update(nonces)
+
+    @property
+    def nonce_keep_s(self) -> float:
+        """How long after `issued_at` a nonce is remembered (CONTRACT 7: 2 x max_clock_skew_s);
+        older ones fail the skew check anyway."""
+        return 2.0 * self.config.override.max_clock_skew_s
 
     # -- waking the loop ---------------------------------------------------------------------
 
@@ -116,8 +140,7 @@ class Inputs:
 
     def _on_dispatch(self, payload: bytes) -> None:
         now = self.clock.time()
-        mining_kw = sum(t.power_kw for t in self.pools.values())
-        self.dispatch_inbox.append(parse_dispatch(payload, now, mining_kw))
+        self.dispatch_inbox.append(parse_dispatch(payload, now, self.mining_kw()))
         self.feed_seen_at["dispatch"] = now
         self.notify("dispatch")
 
@@ -134,17 +157,15 @@ class Inputs:
             self.override_error = f"{exc.reason}: {exc.detail}"
             self.override_changed = True
             raise
-        self._nonces[request.nonce] = now
+        self._nonces[request.nonce] = request.issued_at + self.nonce_keep_s
         self.override_error = None
         self.override_changed = True
         self.override_inbox.append(request)
         self.notify("override")
 
     def _prune_nonces(self, now: float) -> None:
-        # A nonce older than twice the skew window cannot pass the skew check again anyway.
-        horizon = now - 2 * self.config.override.max_clock_skew_s - 1.0
-        if self._nonces and next(iter(self._nonces.values())) < horizon:
-            self._nonces = {n: at for n, at in self._nonces.items() if at >= horizon}
+        if self._nonces and min(self._nonces.values()) < now:
+            self._nonces = {n: until for n, until in self._nonces.items() if until >= now}
 
     def _on_pool_state(self, topic: str, payload: bytes) -> None:
         name = topic[len(self.topics.prefix) + len("/pools/") : -len("/state")]
@@ -156,7 +177,7 @@ class Inputs:
 
     def _on_own_cmd(self, topic: str, payload: bytes) -> None:
         name = topic[len(self.topics.prefix) + len("/pools/") : -len("/cmd")]
-        seq = _seq_of(payload)
+        seq = peek_seq(payload)
         if seq is not None and seq > self.cmd_seq.get(name, -1):
             self.cmd_seq[name] = seq
 
@@ -167,8 +188,17 @@ class Inputs:
 
     # -- one decision's view -------------------------------------------------------------------
 
+    def mining_kw(self) -> float:
+        """Measured mining load; a pool that has not reported counts at its max_kw (CONTRACT 7
+        Startup): the level a reduction deployment is measured from at receipt."""
+        pools = self.pools
+        return sum(
+            t.power_kw if (t := pools.get(name)) is not None else max_kw
+            for name, max_kw in self._pool_max_kw.items()
+        )
+
     def snapshot(self, budget_failsafe: bool) -> Snapshot:
-        snap = Snapshot(
+        return Snapshot(
             price=self.prices.acting,
             hashprice_usd_per_ph_day=self.hashprice,
             meters_kw=dict(self.meters_kw),
@@ -178,17 +208,13 @@ class Inputs:
             dispatch_inbox=tuple(self.dispatch_inbox),
             override_inbox=tuple(self.override_inbox),
             budget_failsafe=budget_failsafe,
-            cmd_seq=self.cmd_seq,
+            cmd_seq=dict(self.cmd_seq),
         )
-        self.dispatch_inbox.clear()
-        self.override_inbox.clear()
-        return snap
 
-
-def _seq_of(payload: bytes) -> int | None:
-    """The seq of one of our own cmd documents (we wrote it; anything else is ignored)."""
-    seq = peek_field(payload, "seq")
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 else None
+    def consume(self, snap: Snapshot) -> None:
+        """Drop the inbox items a decision has taken (those of `snap`; newer ones stay)."""
+        del self.dispatch_inbox[: len(snap.dispatch_inbox)]
+        del self.override_inbox[: len(snap.override_inbox)]
 
 
 def _feed_of(topic: str, t: Topics) -> str:

@@ -1,7 +1,14 @@
 """The control loop: events trigger a decision at once, the tick sweeps (DESIGN point 4).
 
-One decision: freeze the inputs, decide() (pure, timed against the budget), apply the plan as
-a diff, then publish what changed. The loop is the only writer of the controller state.
+One decision: freeze the inputs, decide() (pure, timed against the budget), write what changed
+to the state store (durable before any command it causes), apply the plan as a diff, then
+publish. The loop is the only writer of the controller state.
+
+Nothing stops it (I10, CONTRACT 7): every stage is contained, logged with its traceback and
+counted in `curtaild_internal_errors_total{where}`. A decision that raises counts as over budget
+and is retried without the inputs it took (a poison message is then rejected, never lost
+silently); while decisions keep failing for `confirm_timeout_s`, every pool is commanded to 0
+through the last good plan's drivers.
 """
 
 from __future__ import annotations
@@ -9,17 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from controller.adapters.store import AsyncStateStore, StoreDelta
 from controller.clock import Clock
 from controller.config import Config
 from controller.core.decide import decide
-from controller.core.plan import Decision, Plan
-from controller.core.state import ControllerState, PoolState, initial_state
-from controller.runtime import payloads
+from controller.core.failsafe import curtail_all, curtail_plan
+from controller.core.plan import Decision, Plan, Snapshot
+from controller.core.site import compile_site
+from controller.core.state import ControllerState, initial_state
+from controller.runtime import payloads, persist
 from controller.runtime.apply import Applier, ApplyReport
-from controller.runtime.inputs import Inputs
+from controller.runtime.inputs import Inputs, Trigger
 from controller.runtime.observe import Observer
+from controller.runtime.report import Reporter
 from controller.runtime.topics import Topics
 
 BUDGET_STRIKES = 3  # decisions in a row over decision_budget_ms before the failsafe
@@ -28,6 +39,7 @@ BUDGET_STRIKES = 3  # decisions in a row over decision_budget_ms before the fail
 @dataclass(slots=True)
 class LoopStats:
     decisions: int = 0
+    failed: int = 0
     over_budget_in_a_row: int = 0
     last_decision_s: float = 0.0
     last_report: ApplyReport = field(default_factory=ApplyReport)
@@ -42,25 +54,28 @@ class ControlLoop:
         applier: Applier,
         publish: Callable[[str, bytes, int, bool], bool],
         observer: Observer,
+        store: AsyncStateStore | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.inputs = inputs
         self.applier = applier
-        self.publish = publish
         self.observer = observer
+        self.store = store
         self.topics = Topics.of(config)
+        self.report = Reporter(
+            self.topics, clock, publish, observer, {p.name: p.driver for p in config.pools}
+        )
         self.state: ControllerState = initial_state(clock.time())
         self.plan: Plan | None = None
         self.stats = LoopStats()
-        self.status_state = "online"
-        self.status_since = clock.time()
         self.frozen = False  # set on shutdown with `hold`: no decision touches a device again
         self.first_decision = asyncio.Event()
         self.on_cycle: Callable[[], None] | None = None  # the systemd watchdog, from the loop
-        self._plan_key: tuple[object, ...] | None = None
-        self._failsafe: frozenset[str] = frozenset()
-        self._drivers = {p.name: p.driver for p in config.pools}
+        self._failing_since: float | None = None
+        self._emergency_done = False
+
+    # -- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         tick_s = self.config.control.tick_s
@@ -71,33 +86,152 @@ class ControlLoop:
                 await asyncio.wait_for(self.inputs.wake.wait(), timeout)
             if self.frozen:
                 return
-            await self.step()
+            try:
+                await self.step()
+            except Exception:  # noqa: BLE001 - step contains its stages; this is the backstop
+                self.observer.internal_error("decision")
             if self.on_cycle is not None:
                 self.on_cycle()
             if self.clock.monotonic() >= next_tick:
+                tick_s = self.config.control.tick_s  # a reload may change it
                 next_tick = self.clock.monotonic() + tick_s
 
-    async def step(self) -> Decision:
+    async def step(self) -> Decision | None:
+        """One decision carried out; None when decide() failed (the failsafe takes over)."""
         trigger = self.inputs.take_trigger()
         now = self.clock.time()
-        budget_failsafe = self.stats.over_budget_in_a_row >= BUDGET_STRIKES
-        snap = self.inputs.snapshot(budget_failsafe)
+        snap = self.inputs.snapshot(self.stats.over_budget_in_a_row >= BUDGET_STRIKES)
         started = self.clock.monotonic()
-        decision = decide(snap, self.state, now, self.config)
+        decision: Decision | None
+        try:
+            decision = decide(snap, self.state, now, self.config)
+        except Exception:  # noqa: BLE001 - a bug in the core must not stop control (I10)
+            self.observer.internal_error("decision")
+            decision, snap = await self._after_failure(snap, now)
+        if decision is None:
+            return None
         elapsed_s = self.clock.monotonic() - started
         self._account_budget(elapsed_s)
-        previous = self.state
-        self.state = decision.next_state
-        self.plan = decision.plan
-        report = await self.applier.apply(decision.plan)
-        self.stats.last_report = report
-        self.observer.decided(decision, snap, elapsed_s, trigger, report)
-        if self.inputs.feed_seen_at:
-            self.observer.feeds_seen(self.inputs.feed_seen_at)
-            self.inputs.feed_seen_at = {}
-        self._publish_changes(decision, previous)
-        self.first_decision.set()
+        self._failing_since, self._emergency_done = None, False
+        self.inputs.consume(snap)
+        await self._carry_out(decision, snap, elapsed_s, trigger)
         return decision
+
+    async def _carry_out(
+        self, decision: Decision, snap: Snapshot, elapsed_s: float, trigger: Trigger | None
+    ) -> None:
+        previous = self.state
+        self.state, self.plan = decision.next_state, decision.plan
+        self.observer.hold()
+        try:
+            self.report.record(decision, previous, snap)
+        except Exception:  # noqa: BLE001 - reporting must never stop control
+            self.observer.internal_error("events")
+        await self._persist(previous, decision.next_state, snap)
+        report = await self._apply(decision.plan)
+        self.observer.release()
+        override_changed, self.inputs.override_changed = self.inputs.override_changed, False
+        try:
+            self.report.publish_decision(
+                decision, previous, override_changed, self.inputs.override_error
+            )
+        except Exception:  # noqa: BLE001
+            self.observer.internal_error("publish")
+        try:
+            self.observer.decided(decision, snap, elapsed_s, trigger, report)
+            if self.inputs.feed_seen_at:
+                self.observer.feeds_seen(self.inputs.feed_seen_at)
+                self.inputs.feed_seen_at = {}
+        except Exception:  # noqa: BLE001
+            self.observer.internal_error("metrics")
+        self.first_decision.set()
+
+    async def _persist(
+        self, before: ControllerState, after: ControllerState, snap: Snapshot
+    ) -> None:
+        """The change, durable before the commands it causes (CONTRACT 7). A store that fails
+        does not hold a command back: lowering for safety matters more than the record."""
+        if self.store is None:
+            return
+        audit = self.observer.take_audit()
+        delta = StoreDelta(audit=audit)
+        try:
+            delta = persist.delta(
+                before,
+                after,
+                overrides_accepted=snap.override_inbox,
+                nonce_keep_s=self.inputs.nonce_keep_s,
+                audit=audit,
+            )
+            await self.store.write(delta)
+        except Exception:  # noqa: BLE001 - disk full, a bug: counted, and control goes on
+            self.observer.return_audit(audit)
+            self.observer.internal_error("store")
+
+    async def _apply(self, plan: Plan) -> ApplyReport:
+        try:
+            report = await self.applier.apply(plan)
+        except Exception:  # noqa: BLE001
+            self.observer.internal_error("apply")
+            return ApplyReport()
+        self.stats.last_report = report
+        for exc in report.errors:
+            self.observer.internal_error("apply", exc)
+        return report
+
+    async def _after_failure(self, snap: Snapshot, now: float) -> tuple[Decision | None, Snapshot]:
+        """decide() raised. Retry without this decision's inbox: when that works, the inbox
+        held the cause and is rejected (answered, counted, recorded). Otherwise the failure
+        counts as over budget and, after confirm_timeout_s of failures, every pool goes to 0."""
+        self.stats.failed += 1
+        if snap.dispatch_inbox or snap.override_inbox:
+            bare = replace(snap, dispatch_inbox=(), override_inbox=())
+            try:
+                decision = decide(bare, self.state, now, self.config)
+            except Exception:  # noqa: BLE001
+                self.observer.internal_error("decision")
+            else:
+                self._reject_poison(snap)
+                return decision, bare
+        self.stats.over_budget_in_a_row += 1
+        if self._failing_since is None:
+            self._failing_since = now
+        self.report.show_failsafe(self.report.failsafe | {"decision_budget"})
+        if not self._emergency_done and now - self._failing_since >= self._timeout_s:
+            self._emergency_done = True
+            await self.curtail_everything(now, frozenset({"decision_budget"}))
+        return None, snap
+
+    def _reject_poison(self, snap: Snapshot) -> None:
+        self.inputs.consume(snap)
+        for msg in snap.dispatch_inbox:
+            self.observer.rejected(
+                "dispatch", "internal_error", "the decision failed on it", msg.id
+            )
+            self.report.publish_rejected_ack(msg.id, "internal_error")
+        if snap.override_inbox:
+            for _request in snap.override_inbox:
+                self.observer.rejected("override", "internal_error", "the decision failed on it")
+            self.inputs.override_error = "internal_error: the decision failed on it"
+            self.inputs.override_changed = True
+
+    async def curtail_everything(self, now: float, failsafe: frozenset[str]) -> Plan:
+        """Every pool commanded to 0 by the last good plan's drivers, without decide()."""
+        previous = self.state
+        self.state = curtail_all(previous, compile_site(self.config), now)
+        self.plan = curtail_plan(self.plan, self.state, now, failsafe)
+        self.observer.event("curtail_all", failsafe=sorted(failsafe))
+        await self._persist(previous, self.state, Snapshot())
+        await self._apply(self.plan)
+        try:
+            self.report.publish_plan(self.plan)
+        except Exception:  # noqa: BLE001
+            self.observer.internal_error("publish")
+        return self.plan
+
+    @property
+    def _timeout_s(self) -> float:
+        return self.config.control.confirm_timeout_s
 
     def _account_budget(self, elapsed_s: float) -> None:
         self.stats.decisions += 1
@@ -107,87 +241,27 @@ class ControlLoop:
         else:
             self.stats.over_budget_in_a_row = 0
 
-    def _publish_changes(self, decision: Decision, previous: ControllerState) -> None:
-        plan, t = decision.plan, self.topics
-        for ack in decision.acks:
-            self.publish(t.dispatch_ack, payloads.ack(ack), 1, False)
-        if decision.next_state.obligations != previous.obligations:
-            self.publish(
-                t.dispatch_state, payloads.dispatch_state(decision.next_state.obligations), 1, True
-            )
-        if decision.next_state.override != previous.override or self.inputs.override_changed:
-            self.inputs.override_changed = False
-            self.publish_override_state()
-        key = (
-            round(plan.mining_cap_kw),
-            plan.binding,
-            plan.price_usd_per_mwh,
-            plan.failsafe,
-            round(plan.gpu_reserved_kw),
-        )
-        if decision.changed or key != self._plan_key:
-            if self._plan_key is None or key[:2] != self._plan_key[:2]:
-                self.observer.event(
-                    "decision",
-                    binding=plan.binding,
-                    mining_cap_kw=round(plan.mining_cap_kw, 1),
-                    price_usd_per_mwh=plan.price_usd_per_mwh,
-                )
-            self._plan_key = key
-            self.publish(t.plan, payloads.plan(plan), 1, True)
-            self._pool_events(previous.pools, plan)
-        if plan.failsafe != self._failsafe:
-            self.observer.event(
-                "failsafe", active=sorted(plan.failsafe), was=sorted(self._failsafe)
-            )
-            self._failsafe = plan.failsafe
-            self.set_status("failsafe" if plan.failsafe else "online")
+    # -- retained state ------------------------------------------------------------------------
 
-    def _pool_events(self, before: dict[str, PoolState], plan: Plan) -> None:
-        """One `commands` audit record per decision, plus one per escalation, fault or trip."""
-        commands: dict[str, dict[str, object]] = {}
-        for name, ps in plan.pools.items():
-            old = before.get(name)
-            if old is ps:
-                continue
-            if old is not None and not old.confirmed and ps.confirmed and old.seq == ps.seq:
-                self.observer.confirmed(self._drivers[name], plan.at - ps.target_at)
-            if old is None or old.seq != ps.seq:
-                commands[name] = {
-                    "seq": ps.seq,
-                    "target_kw": round(ps.target_kw, 3),
-                    "reason": ps.reason,
-                }
-            if (
-                old is not None
-                and old.state != ps.state
-                and ps.state in ("escalated", "faulted", "tripped")
-            ):
-                self.observer.event(ps.state, pool=name, target_kw=round(ps.target_kw, 3))
-        if commands:
-            self.observer.event("commands", binding=plan.binding, pools=commands)
-
-    def set_status(self, state: str) -> None:
-        if state != self.status_state:
-            self.status_state = state
-            self.status_since = self.clock.time()
-        self.publish_status()
-
-    def publish_status(self) -> None:
-        doc = payloads.status(self.status_state, self.status_since, self._failsafe)
-        self.publish(self.topics.status, doc, 1, True)
-
-    def publish_override_state(self) -> None:
-        doc = payloads.override_state(self.state.override, self.inputs.override_error)
-        self.publish(self.topics.override_state, doc, 1, True)
+    def restore(self, state: ControllerState) -> None:
+        """The state a restart continues from (persist.restore); nothing is sent for it."""
+        self.state = state
+        self.applier.restore(state.pools)
 
     def republish_retained(self) -> None:
         """After any (re)connect: every retained topic we own, cmds with the same seq."""
-        self.publish_status()
-        self.publish_override_state()
-        self.publish(
+        r = self.report
+        r.publish_status()
+        r.publish_override_state(self.state.override, self.inputs.override_error)
+        r.publish(
             self.topics.dispatch_state, payloads.dispatch_state(self.state.obligations), 1, True
         )
         if self.plan is not None:
-            self.publish(self.topics.plan, payloads.plan(self.plan), 1, True)
+            r.publish_plan(self.plan)
         self.applier.republish_commands(self.plan)
+
+    def reconfigure(self, config: Config) -> Callable[[], None]:
+        def commit() -> None:
+            self.config = config
+
+        return commit

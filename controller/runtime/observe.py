@@ -1,7 +1,11 @@
-"""Everything the loop reports: metrics, the `events` audit topic and logs on transitions.
+"""Everything the loop reports: metrics, the `events` audit trail and logs on transitions.
 
-Logging stays off the hot path: a decision updates metrics (cheap, cached children) and logs
-only when something changed; rejected input is logged once per feed and reason per minute.
+Every event record (CONTRACT 2.5) goes to the `events` topic and to the audit buffer that the
+loop writes into the state store with its next transaction. While a decision is being applied
+the loop holds the records (`hold`), writes them with the decision's state, and publishes them
+after the commands, so that the audit never lags the commands it explains and the commands are
+not queued behind it. Logging stays off the hot path: rejected input is logged once per feed and
+reason per minute. A failure here is contained and counted: reporting never stops control.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.adapters.metrics import Metrics
+from controller.adapters.store import AuditRecord
 from controller.clock import Clock
 from controller.core.plan import Decision, Snapshot
 from controller.drivers.health import HealthTransition
@@ -21,6 +26,8 @@ from controller.runtime.inputs import Trigger
 from controller.runtime.topics import Topics
 
 REJECT_LOG_EVERY_S = 60.0
+# Records waiting for the store: a store that keeps failing must cost records, not memory.
+MAX_AUDIT_BACKLOG = 100_000
 log = get("curtaild")
 
 
@@ -38,9 +45,78 @@ class Observer:
         self.publish = publish
         self._reject_logged: dict[tuple[str, str], float] = {}
         self._suppressed: dict[tuple[str, str], int] = {}
+        self._audit: deque[AuditRecord] = deque(maxlen=MAX_AUDIT_BACKLOG)
+        self._held: list[bytes] | None = None
+        self._reporting_error = False
         # (trigger, first command s, last command s) after the event's arrival: the demo's
         # reaction-time report reads these
         self.reactions: deque[tuple[str, float, float]] = deque(maxlen=256)
+
+    # -- the audit trail -----------------------------------------------------------------------
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """One audit record: kept for the store, published on the events topic, logged."""
+        if not self._record(kind, fields):
+            return
+        if kind == "commands":
+            log.debug(kind, **fields)
+        else:
+            log.info(kind, **fields)
+
+    def _record(self, kind: str, fields: dict[str, Any]) -> bool:
+        try:
+            at = self.clock.time()
+            payload = payloads.event(kind, at, **fields)
+            self._audit.append(AuditRecord(at, kind, payload.decode()))
+            if self._held is not None:
+                self._held.append(payload)
+            else:
+                self.publish(self.topics.events, payload, 1, False)
+        except Exception:  # noqa: BLE001 - reporting must never stop control (I10)
+            self.internal_error("events")
+            return False
+        return True
+
+    def hold(self) -> None:
+        """Keep event records back until `release` (the loop applies a decision meanwhile)."""
+        self._held = []
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        for payload in held:
+            self.publish(self.topics.events, payload, 1, False)
+
+    def take_audit(self) -> list[AuditRecord]:
+        records = list(self._audit)
+        self._audit.clear()
+        return records
+
+    def return_audit(self, records: list[AuditRecord]) -> None:
+        """Records a failed store write did not keep: first in line for the next one."""
+        self._audit.extendleft(reversed(records))
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def internal_error(self, where: str, exc: BaseException | None = None) -> None:
+        """Log the traceback (of `exc`, or of the exception being handled), count it, record it."""
+        log.error(
+            "internal error contained; the daemon goes on",
+            where=where,
+            exc_info=exc if exc is not None else True,
+        )
+        try:
+            self.metrics.internal_error(where)
+        except Exception:
+            log.exception("internal error while counting an internal error")
+        if self._reporting_error or where == "events":
+            return
+        self._reporting_error = True
+        try:
+            self.event("internal_error", where=where)
+        finally:
+            self._reporting_error = False
+
+    # -- one decision --------------------------------------------------------------------------
 
     def decided(
         self,
@@ -61,25 +137,14 @@ class Observer:
             self.metrics.observe_event_to_command(trigger.name, last_s)
             self.reactions.append((trigger.name, first_s, last_s))
 
-    def event(self, kind: str, **fields: Any) -> None:
-        """One audit record on the events topic; transitions are logged too."""
-        self.publish(
-            self.topics.events, payloads.event(kind, self.clock.time(), **fields), 1, False
-        )
-        if kind == "commands":
-            log.debug(kind, **fields)
-        else:
-            log.info(kind, **fields)
-
-    def rejected(self, feed: str, reason: str, detail: str) -> None:
-        """I10: count, report on the events topic, log at most once a minute per feed+reason."""
+    def rejected(self, feed: str, reason: str, detail: str, msg_id: str | None = None) -> None:
+        """I10: count, record (with the message's id when it had one), log at most once a
+        minute per feed and reason."""
         self.metrics.message_rejected(feed, reason)
-        self.publish(
-            self.topics.events,
-            payloads.event("rejected", self.clock.time(), feed=feed, reason=reason, detail=detail),
-            1,
-            False,
-        )
+        fields: dict[str, Any] = {"feed": feed, "reason": reason, "detail": detail}
+        if msg_id is not None:
+            fields["id"] = msg_id
+        self._record("rejected", fields)
         key = (feed, reason)
         now = self.clock.monotonic()
         last = self._reject_logged.get(key)

@@ -9,7 +9,7 @@ from controller import __version__
 from controller.clock import iso
 from controller.core.plan import DispatchAck, Plan
 from controller.core.state import Obligation, PoolState
-from controller.model import OverrideRequest
+from controller.model import DispatchInstruction, OverrideRequest
 
 
 def dumps(obj: Any) -> bytes:
@@ -50,16 +50,48 @@ def plan(p: Plan) -> bytes:
 
 
 def ack(a: DispatchAck) -> bytes:
-    return dumps(
-        {
-            "id": a.id,
-            "status": a.status,
-            "reason": a.reason,
-            "target_kw": None if a.target_kw is None else round(a.target_kw, 3),
-            "measured_kw": None if a.measured_kw is None else round(a.measured_kw, 3),
-            "at": iso(a.at),
-        }
-    )
+    return dumps(ack_fields(a))
+
+
+def ack_fields(a: DispatchAck) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "status": a.status,
+        "reason": a.reason,
+        "target_kw": None if a.target_kw is None else round(a.target_kw, 3),
+        "measured_kw": None if a.measured_kw is None else round(a.measured_kw, 3),
+        "at": iso(a.at),
+    }
+
+
+def instruction_fields(msg: DispatchInstruction) -> dict[str, Any]:
+    """A dispatch instruction as received, with the level it is measured from (the audit)."""
+    return {
+        "id": msg.id,
+        "type": msg.type.value,
+        "mw": msg.mw,
+        "level": msg.level,
+        "notified_at": iso(msg.notified_at),
+        "received_at": iso(msg.received_at),
+        "start": iso(msg.start),
+        "end": iso(msg.end),
+        "deadline_s": msg.deadline_s,
+        "recall_id": msg.recall_id,
+        "mining_kw_at_receipt": round(msg.mining_kw_at_receipt, 3),
+    }
+
+
+def override_fields(request: OverrideRequest) -> dict[str, Any]:
+    """An accepted override: who, why, what, until when (the audit)."""
+    return {
+        "mode": request.mode,
+        "limit_kw": request.limit_kw,
+        "expires_at": iso(request.expires_at),
+        "operator": request.operator,
+        "reason": request.reason,
+        "issued_at": iso(request.issued_at),
+        "nonce": request.nonce,
+    }
 
 
 def rejected_ack(msg_id: str | None, reason: str, at: float) -> bytes:

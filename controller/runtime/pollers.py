@@ -2,13 +2,15 @@
 
 A failed poll leaves the last reading in place; it ages past `meter_stale_s` and becomes
 unknown in decide() (DESIGN point 3). Health records every outcome and logs transitions only.
+A pool whose device is down is reported offline at its last load (at its max_kw when it was
+never read): decide() holds it and counts that load (CONTRACT 7). Anything else a poll raises
+is contained and counted; the poller goes on (I10).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from controller.adapters.modbus import DeviceError
 from controller.clock import Clock
@@ -43,6 +45,7 @@ class Pollers:
         meters: Mapping[str, MeterDriver],
         plcs: Mapping[str, ModbusPoolDriver],
         pdus: Mapping[str, PduDriver],
+        on_error: Callable[[str], None] = lambda _where: None,
     ) -> None:
         self.config = config
         self.inputs = inputs
@@ -56,8 +59,17 @@ class Pollers:
         }
         switched = {d.name for drivers in self.pool_pdus.values() for d in drivers}
         self.watched = [d for name, d in pdus.items() if name not in switched]
+        self.on_error = on_error  # called inside `except`: it logs the traceback and counts it
+        self.max_kw = {p.name: p.max_kw for p in config.pools}
+
+    def reconfigure(self, config: Config) -> None:
+        """A reload (same devices): the trip threshold and the wake threshold follow it."""
+        self.config = config
+
+    @property
+    def wake_delta_kw(self) -> float:
         # A meter change larger than this wakes the loop at once instead of waiting a tick.
-        self.wake_delta_kw = max(10.0, config.site.margin_kw / 4)
+        return max(10.0, self.config.site.margin_kw / 4)
 
     def tasks(self) -> list[asyncio.Task[None]]:
         tasks = [
@@ -75,13 +87,15 @@ class Pollers:
         driver = self.meters[cfg.name]
         health = self.health.device(cfg.name)
         site = cfg.role == "site"
-        trip_hz = self.config.dispatch.frequency_trip_hz
         period_s = SITE_METER_POLL_S if site else METER_POLL_S
         while True:
             started = self.clock.monotonic()
             try:
                 sample = await health.run(driver.read_all)
             except DeviceError:
+                sample = None
+            except Exception:  # noqa: BLE001 - a poller must outlive any surprise (I10)
+                self.on_error("poll")
                 sample = None
             if sample is not None:
                 now = self.clock.time()
@@ -92,7 +106,7 @@ class Pollers:
                     was = self.inputs.islanded
                     self.inputs.frequency_hz = Reading(sample.frequency_hz, now)
                     self.inputs.islanded = Reading(1.0 if sample.islanded else 0.0, now)
-                    if sample.frequency_hz <= trip_hz:
+                    if sample.frequency_hz <= self.config.dispatch.frequency_trip_hz:
                         self.inputs.notify("frequency")  # I11: no waiting for the tick
                     if was is None or (was.value >= 0.5) != sample.islanded:
                         wake = True
@@ -103,45 +117,64 @@ class Pollers:
     async def _plc(self, name: str) -> None:
         plc = self.plcs[name]
         health = self.health.device(name)
-        while True:
-            started = self.clock.monotonic()
+
+        async def read() -> PoolTelemetry:
+            measured = await health.run(plc.read_measured)
+            seq = self.applier.applied_seq(name)
             now = self.clock.time()
-            try:
-                measured = await health.run(plc.read_measured)
-            except DeviceError:
-                last = self.inputs.pools.get(name)
-                if health.up is False and last is not None and last.online:
-                    self.inputs.set_pool_telemetry(name, _offline(last, now))
-                    self.inputs.notify("pool")
-            else:
-                seq = self.applier.applied_seq(name)
-                telemetry = PoolTelemetry(measured.power_kw, measured.available_kw, True, seq, now)
-                self._store(name, telemetry)
-            await _sleep_rest(PLC_POLL_S, started, self.clock)
+            return PoolTelemetry(measured.power_kw, measured.available_kw, True, seq, now)
+
+        await self._poll_pool(name, read, lambda: health.up is False, PLC_POLL_S)
 
     async def _pdu_pool(self, name: str, drivers: Sequence[PduDriver]) -> None:
+        async def read() -> PoolTelemetry:
+            total_kw = 0.0
+            for driver in drivers:
+                total_kw += await self.health.device(driver.name).run(driver.read_power_kw)
+            seq = self.applier.applied_seq(name)
+            return PoolTelemetry(total_kw, None, True, seq, self.clock.time())
+
+        def down() -> bool:
+            return any(self.health.device(d.name).up is False for d in drivers)
+
+        await self._poll_pool(name, read, down, PDU_POOL_POLL_S)
+
+    async def _poll_pool(
+        self,
+        name: str,
+        read: Callable[[], Awaitable[PoolTelemetry]],
+        down: Callable[[], bool],
+        period_s: float,
+    ) -> None:
         while True:
             started = self.clock.monotonic()
-            now = self.clock.time()
             try:
-                total_kw = 0.0
-                for driver in drivers:
-                    total_kw += await self.health.device(driver.name).run(driver.read_power_kw)
+                self._store(name, await read())
             except DeviceError:
-                last = self.inputs.pools.get(name)
-                if last is not None and last.online:
-                    self.inputs.set_pool_telemetry(name, _offline(last, now))
-                    self.inputs.notify("pool")
-            else:
-                seq = self.applier.applied_seq(name)
-                self._store(name, PoolTelemetry(total_kw, None, True, seq, now))
-            await _sleep_rest(PDU_POOL_POLL_S, started, self.clock)
+                self._mark_offline(name, down())
+            except Exception:  # noqa: BLE001 - a poller must outlive any surprise (I10)
+                self.on_error("poll")
+            await _sleep_rest(period_s, started, self.clock)
+
+    def _mark_offline(self, name: str, device_down: bool) -> None:
+        last = self.inputs.pools.get(name)
+        if not device_down or (last is not None and not last.online):
+            return  # one failed read is not an outage: health decides when the device is down
+        now = self.clock.time()
+        if last is None:  # never read: its load is unknown, so it counts at max_kw
+            last = PoolTelemetry(self.max_kw[name], None, True, self.applier.applied_seq(name), now)
+        self.inputs.set_pool_telemetry(name, _offline(last, now))
+        self.inputs.notify("pool")
 
     async def _watch(self, driver: PduDriver) -> None:
         health = self.health.device(driver.name)
         while True:
-            with contextlib.suppress(DeviceError):
+            try:
                 await health.run(driver.read_outlets)  # reads only: protected PDUs too
+            except DeviceError:
+                pass
+            except Exception:  # noqa: BLE001 - a poller must outlive any surprise (I10)
+                self.on_error("poll")
             await asyncio.sleep(PDU_WATCH_S)
 
     def _store(self, name: str, telemetry: PoolTelemetry) -> None:

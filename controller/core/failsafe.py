@@ -1,0 +1,58 @@
+"""Every pool to 0 without decide(): the last resort when decisions keep failing, and the
+`shutdown_action = "curtail"` path (CONTRACT 7 Faults inside the daemon, section 5).
+
+Deliberately tiny, so that it cannot fail where decide() did: each pool gets target 0 with a
+new seq (an outlet pool all its outlets off); the confirm and escalation rules of the next good
+decision take it from there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from controller.core.plan import Plan
+from controller.core.site import SiteModel
+from controller.core.state import NEVER, ControllerState, PoolState
+
+
+def curtail_all(
+    state: ControllerState, site: SiteModel, now: float, reason: str = "safety"
+) -> ControllerState:
+    pools: dict[str, PoolState] = {}
+    for spec in site.pools:
+        ps = state.pools.get(spec.name) or PoolState()
+        if ps.target_kw <= 0.0 and ps.target_at != NEVER and ps.lowering:
+            pools[spec.name] = ps  # already commanded to 0
+            continue
+        pools[spec.name] = replace(
+            ps,
+            target_kw=0.0,
+            seq=ps.seq + 1,
+            on=False,
+            changed_at=now if ps.on else ps.changed_at,
+            target_at=now,
+            lowering=True,
+            confirmed=False,
+            outlets_on=0 if spec.outlet_steps_kw is not None else None,
+            reason=reason,
+            state="ramping",
+            blind=False,
+        )
+    return replace(state, pools=pools, blind=frozenset(), last_decision_at=now)
+
+
+def curtail_plan(
+    previous: Plan | None, state: ControllerState, now: float, failsafe: frozenset[str]
+) -> Plan:
+    """The plan that carries `curtail_all`'s records to the applier and the plan topic."""
+    if previous is None:
+        previous = Plan(now, None, 0.0, "safety", 0.0, 0.0, 0.0, 0.0, {}, frozenset())
+    return replace(
+        previous,
+        at=now,
+        mining_cap_kw=0.0,
+        binding="safety",
+        mining_target_kw=0.0,
+        pools=state.pools,
+        failsafe=previous.failsafe | failsafe,
+    )

@@ -1,0 +1,79 @@
+"""Starting without surprises (CONTRACT 7 State store, Startup; I6).
+
+The store is opened and read before anything connects: obligations with their baselines, the
+override, used nonces, each pool's seq, last target and dwell clock, and the frequency trip
+come back as they were. Then the first decision waits, at most `confirm_timeout_s` after start,
+for the site meter (when one is configured) and every reachable pool's telemetry, so that it
+sees the site as it is; READY follows it. No device is written unless that decision changes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from controller.adapters.store import DB_NAME, AsyncStateStore, StoreError
+from controller.clock import Clock
+from controller.config import Config
+from controller.drivers.health import HealthBoard
+from controller.runtime import persist
+from controller.runtime.inputs import Inputs
+from controller.runtime.loop import ControlLoop
+
+POLL_S = 0.02
+
+
+async def open_store(config: Config, loop: ControlLoop, inputs: Inputs) -> AsyncStateStore:
+    """Open the store and restore what it holds; StoreError (exit 1, naming the file) when it
+    cannot be opened or read. A store is never reset silently."""
+    path = Path(config.control.state_dir) / DB_NAME
+    store = await AsyncStateStore.open(path)
+    try:
+        stored = await store.load()
+        state = persist.restore(stored, loop.clock.time(), (p.name for p in config.pools))
+    except persist.RestoreError as exc:
+        await store.close()
+        raise StoreError(
+            f"state store {path}: a stored row cannot be read ({exc}). Stop here rather than "
+            "start without its obligations: move the file (with its -wal and -shm files) aside "
+            "to start with an empty store, losing the obligations, override and nonces in it."
+        ) from None
+    except BaseException:
+        await store.close()
+        raise
+    loop.restore(state)
+    inputs.restore_nonces(stored.nonces)
+    loop.store = store
+    return store
+
+
+def site_seen(config: Config, inputs: Inputs, health: HealthBoard) -> bool:
+    """The site meter (when configured) has a reading and every pool has reported, or its
+    device is known to be down (then it cannot report, and it is not waited for)."""
+    for meter in config.meters:
+        if meter.role == "site" and meter.name not in inputs.meters_kw:
+            return False
+    for pool in config.pools:
+        if pool.name in inputs.pools:
+            continue
+        devices = [pool.name] if pool.driver == "modbus" else list(pool.pdus)
+        if pool.driver == "mqtt" or not any(health.device(d).up is False for d in devices):
+            return False
+    return True
+
+
+async def wait_for_site(
+    config: Config,
+    inputs: Inputs,
+    health: HealthBoard,
+    clock: Clock,
+    deadline: float,
+    stop: asyncio.Event,
+) -> None:
+    """Until the site has been seen, the deadline (monotonic) passes, or a stop is asked."""
+    while clock.monotonic() < deadline and not stop.is_set():
+        if site_seen(config, inputs, health):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), POLL_S)

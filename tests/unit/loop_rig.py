@@ -1,0 +1,110 @@
+"""A control loop with real components and no network: for tests of containment and the store.
+
+The loop, inputs, applier, observer, metrics and a real SQLite state store are the daemon's
+own; MQTT publishes land in a list, and the clock is moved by hand. Pools are MQTT pools, so
+every command is a publish the test can read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.adapters.metrics import Metrics
+from controller.adapters.store import DB_NAME, AsyncStateStore
+from controller.config import Config
+from controller.drivers.health import BackoffPolicy, HealthBoard
+from controller.model import PoolTelemetry, Reading
+from controller.runtime.apply import Applier
+from controller.runtime.inputs import Inputs
+from controller.runtime.loop import ControlLoop
+from controller.runtime.observe import Observer
+from controller.runtime.topics import Topics
+
+
+class HandClock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@dataclass
+class Rig:
+    config: Config
+    clock: HandClock
+    loop: ControlLoop
+    inputs: Inputs
+    metrics: Metrics
+    store: AsyncStateStore
+    sent: list[tuple[str, bytes, bool]] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return self.config.mqtt.topic_prefix
+
+    def json_on(self, suffix: str) -> list[Any]:
+        topic = f"{self.prefix}/{suffix}"
+        return [json.loads(p) for t, p, _ in self.sent if t == topic]
+
+    def cmds(self, pool: str) -> list[Any]:
+        return self.json_on(f"pools/{pool}/cmd")
+
+    def counter(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+    def telemetry(self, power_kw: dict[str, float], seq: dict[str, int] | None = None) -> None:
+        """Every pool reports (at `now`), the meters too: the site is seen."""
+        now = self.clock.now
+        for pool in self.config.pools:
+            applied = (seq or {}).get(pool.name, 0)
+            self.inputs.pools[pool.name] = PoolTelemetry(
+                power_kw.get(pool.name, 0.0), pool.max_kw, True, applied, now
+            )
+        gpu_kw = 9000.0
+        self.inputs.meters_kw["gpu-a"] = Reading(gpu_kw, now)
+        site_kw = gpu_kw + sum(power_kw.values()) + self.config.site.aux_kw
+        self.inputs.meters_kw["poi"] = Reading(site_kw, now)
+
+    def follow(self) -> None:
+        """Every pool carries out its last command (the plan's targets)."""
+        assert self.loop.plan is not None
+        pools = self.loop.plan.pools
+        self.telemetry(
+            {n: 0.0 if ps.cut else ps.target_kw for n, ps in pools.items()},
+            {n: ps.seq for n, ps in pools.items()},
+        )
+
+    def message(self, suffix_or_topic: str, doc: dict[str, Any]) -> None:
+        self.inputs.on_message(suffix_or_topic, json.dumps(doc).encode(), False)
+
+
+async def make_rig(config: Config, state_dir: Path, clock: HandClock | None = None) -> Rig:
+    clock = clock or HandClock()
+    sent: list[tuple[str, bytes, bool]] = []
+
+    def publish(topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        sent.append((topic, payload, retain))
+        return True
+
+    metrics = Metrics(config, clock=clock)
+    topics = Topics.of(config)
+    observer = Observer(topics, clock, metrics, publish)
+
+    def on_reject(feed: str, reason: str, detail: str, payload: bytes) -> None:
+        observer.rejected(feed, reason, detail)
+
+    inputs = Inputs(config, clock, on_reject)
+    health = HealthBoard(clock.monotonic, policy=BackoffPolicy())
+    applier = Applier(config, publish, {}, {}, health, clock)
+    loop = ControlLoop(config, clock, inputs, applier, publish, observer)
+    store = await AsyncStateStore.open(state_dir / DB_NAME)
+    loop.store = store
+    loop.report.ready = True
+    return Rig(config, clock, loop, inputs, metrics, store, sent)

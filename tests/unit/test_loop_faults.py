@@ -1,0 +1,152 @@
+"""Nothing kills the loop (I10, CONTRACT 7 Faults inside the daemon), and every change is in the
+state store before its commands go out. Real loop, inputs, applier, observer, metrics and
+SQLite store; MQTT publishes are recorded, the clock moves by hand."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.adapters.store import StateStore
+from controller.core import decide as core_decide
+from controller.runtime import loop as loop_module
+from tests.unit.harness import make_config
+from tests.unit.loop_rig import Rig, make_rig
+
+ISO_NOW = "2023-11-14T22:13:20+00:00"  # the rig's clock
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    r = await make_rig(make_config(), tmp_path)
+    r.message(r.config.feeds.price_topic.replace("#", "rt"), _sced(20.0))
+    r.telemetry({"eff": 6000.0, "mid": 6000.0, "old": 6000.0})
+    await r.loop.step()
+    try:
+        yield r
+    finally:
+        await r.store.close()
+
+
+def _sced(price: float) -> dict[str, Any]:
+    return {"SCEDTimestamp": "2023-11-14T16:13:20", "repeatHourFlag": False,
+            "settlementPoint": "HB_WEST", "LMP": price}  # fmt: skip
+
+
+def _ecrs(msg_id: str, mw: float) -> dict[str, Any]:
+    return {"id": msg_id, "type": "ECRS", "mw": mw, "notified_at": ISO_NOW}
+
+
+async def test_a_poison_instruction_is_rejected_and_the_loop_goes_on(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = core_decide.decide
+
+    def fragile(snap: Any, state: Any, now: float, config: Any) -> Any:
+        if any(m.id == "POISON" for m in snap.dispatch_inbox):
+            raise ZeroDivisionError("a bug the poison message reaches")
+        return real(snap, state, now, config)
+
+    monkeypatch.setattr(loop_module, "decide", fragile)
+    rig.message(rig.config.feeds.dispatch_topic, _ecrs("POISON", 1.0))
+    rig.clock.now += 1
+    decision = await rig.loop.step()
+    assert decision is not None  # decided again without it
+    (ack,) = [a for a in rig.json_on("dispatch/ack") if a["id"] == "POISON"]
+    assert (ack["status"], ack["reason"]) == ("rejected", "internal_error")
+    assert rig.counter("curtaild_internal_errors_total", where="decision") == 1
+    assert rig.inputs.dispatch_inbox == []  # taken, answered: not retried forever
+    rig.message(rig.config.feeds.dispatch_topic, _ecrs("VDI-1", 6.0))
+    rig.clock.now += 1
+    await rig.loop.step()
+    assert [a["status"] for a in rig.json_on("dispatch/ack") if a["id"] == "VDI-1"] == ["accepted"]
+
+
+async def test_decisions_failing_for_confirm_timeout_curtail_every_pool(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("decide() is broken")
+
+    monkeypatch.setattr(loop_module, "decide", broken)
+    before = {name: rig.cmds(name) for name in ("eff", "mid", "old")}
+    for _ in range(5):  # failing since the first: 4 s, not yet confirm_timeout_s (5 s)
+        rig.clock.now += 1
+        assert await rig.loop.step() is None
+    assert {name: rig.cmds(name) for name in before} == before  # nothing sent yet
+    status = rig.json_on("status")[-1]
+    assert (status["state"], status["failsafe"]) == ("failsafe", ["decision_budget"])
+    rig.clock.now += 1
+    await rig.loop.step()
+    for name in before:
+        assert rig.cmds(name)[-1]["target_kw"] == 0  # by the last good plan's drivers
+    assert rig.counter("curtaild_internal_errors_total", where="decision") == 6
+    rig.clock.now += 1
+    await rig.loop.step()  # still failing: commanded once, not again and again
+    assert len(rig.cmds("eff")) == len(before["eff"]) + 1
+    monkeypatch.undo()
+    rig.follow()
+    rig.clock.now += 1
+    decision = await rig.loop.step()  # decide() works again and takes it from there
+    assert decision is not None
+    assert decision.plan.pools["eff"].seq > rig.cmds("eff")[-1]["seq"] - 1
+
+
+async def test_a_failing_store_holds_no_command_back_and_keeps_the_records(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def disk_full(_: Any) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(rig.store, "write", disk_full)
+    rig.message(rig.config.feeds.dispatch_topic, _ecrs("VDI-2", 6.0))
+    rig.clock.now += 1
+    await rig.loop.step()
+    assert rig.cmds("old")[-1]["target_kw"] == 0  # the deployment went out regardless
+    assert rig.counter("curtaild_internal_errors_total", where="store") == 1
+    monkeypatch.undo()
+    rig.clock.now += 1
+    rig.follow()
+    await rig.loop.step()
+    with StateStore.open(rig.store.path) as store:
+        kinds = [r.kind for r in store.audit()]
+        stored = store.load()
+    assert "dispatch" in kinds and "ack" in kinds  # kept back, written by the next success
+    assert "id:VDI-2" in stored.obligations
+
+
+async def test_an_event_that_cannot_be_built_is_contained(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from controller.runtime import payloads
+
+    def unprintable(*_: Any, **__: Any) -> bytes:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(payloads, "event", unprintable)
+    rig.message(rig.config.feeds.dispatch_topic, _ecrs("VDI-3", 6.0))
+    rig.clock.now += 1
+    decision = await rig.loop.step()
+    assert decision is not None
+    assert rig.cmds("old")[-1]["target_kw"] == 0
+    assert rig.counter("curtaild_internal_errors_total", where="events") >= 1
+
+
+async def test_the_change_is_in_the_store_before_its_command_goes_out(rig: Rig) -> None:
+    seen_in_store: list[bool] = []
+    publish = rig.loop.applier._publish
+
+    def checking(topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        if topic.endswith("/cmd"):
+            with StateStore.open(rig.store.path) as store:
+                seen_in_store.append("id:VDI-4" in store.load().obligations)
+        return publish(topic, payload, qos, retain)
+
+    rig.loop.applier._publish = checking
+    rig.message(rig.config.feeds.dispatch_topic, _ecrs("VDI-4", 6.0))
+    rig.clock.now += 1
+    await rig.loop.step()
+    assert seen_in_store and all(seen_in_store)
