@@ -4,8 +4,8 @@ For each feed, adversarial payloads (`tests.unit.properties.payloads`) go throug
 An accepted one is pushed through everything downstream, using public entry points only:
 `decide()` (the input in a Snapshot; then a step that commands every pool, and one past every
 deadline and expiry the input set), every `controller.runtime.payloads` document that applies,
-`Metrics` (update, then the exposition), the values a state-store row would bind, and each
-output must be UTF-8 JSON without NaN, Infinity or lone surrogates. A rejected one must carry a
+`Metrics` (update, then the exposition), the rows the loop writes to the state store (through
+the real store), and each output must be UTF-8 JSON without NaN, Infinity or lone surrogates. A rejected one must carry a
 reason of the closed set, a short publishable detail, and still be answerable (`rejected_ack`).
 """
 
@@ -14,17 +14,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sqlite3
+import tempfile
 from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
 from typing import Any, get_args
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from controller.adapters.metrics import Metrics
+from controller.adapters.store import DB_NAME, AuditRecord, StateStore, StoreDelta
 from controller.clock import iso
 from controller.core.decide import decide
-from controller.core.plan import Decision, Snapshot
+from controller.core.plan import Decision, DispatchAck, Snapshot
 from controller.core.state import ControllerState, initial_state
 from controller.feeds.common import FeedRejected, RejectReason, peek_field, peek_id
 from controller.feeds.dispatch import parse_dispatch
@@ -32,7 +35,7 @@ from controller.feeds.override import OverrideValidator
 from controller.feeds.pool_state import parse_pool_state
 from controller.feeds.price import PriceBook, parse_hashprice, parse_price_payload
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry
-from controller.runtime import payloads
+from controller.runtime import payloads, persist
 from tests.unit.factories import (
     acting_price,
     build_config,
@@ -59,9 +62,9 @@ REJECT_REASONS = frozenset(get_args(RejectReason))
 MAX_DETAIL_CHARS = 1024
 # One registry for the whole run, as the daemon has: its caches see every example in turn.
 METRICS = Metrics(CONFIG)
-# Stand-in for the state store until it exists (see `store_rows`): binding is where SQLite
-# refuses what it cannot hold (an int past 64 bits, text that is not UTF-8).
-STORE = sqlite3.connect(":memory:")
+# The daemon's own store, on a file of this run: every accepted input's rows are written through
+# it (obligations with their baselines, override, nonces, pool seq, audit records).
+STORE = StateStore.open(Path(tempfile.mkdtemp(prefix="curtaild-prop-")) / DB_NAME)
 # A third of the profile's examples: each one runs up to three decisions and a scrape, and the
 # five properties take about 8 s together at the default profile (`make fuzz` still scales
 # them up through HYPOTHESIS_PROFILE).
@@ -147,12 +150,40 @@ def assert_metrics(decisions: Iterable[Decision], snap: Snapshot) -> None:
             assert line.rsplit(" ", 1)[1] not in ("+Inf", "-Inf"), line
 
 
-def store_rows(*values: Any) -> None:
-    """STATE STORE ROWS (for the lead): write this input's rows through the real store here
-    (obligation with its baseline, override, nonce, pool seq, audit record). Until then, bind
-    each value as the store would: ints must fit SQLite's 64-bit INTEGER, text must be UTF-8."""
-    for value in values:
-        STORE.execute("SELECT ?", (value,))
+def audit(*docs: bytes) -> list[AuditRecord]:
+    """Event records (the other documents are not kept) as the observer keeps them."""
+    records = []
+    for doc in docs:
+        obj = json.loads(doc)
+        if "event" not in obj:
+            continue
+        records.append(AuditRecord(datetime.fromisoformat(obj["at"]).timestamp(), obj["event"],
+                                   doc.decode()))  # fmt: skip
+    return records
+
+
+def store_rows(decisions: list[Decision], records: list[AuditRecord], snap: Snapshot) -> None:
+    """Each decision's change as the loop writes it: one transaction per decision."""
+    before = fresh_state(decisions[0].plan.at)
+    for decision in decisions:
+        acks = [payloads.event("ack", decision.plan.at, **_ack_fields(a)) for a in decision.acks]
+        STORE.write(
+            persist.delta(
+                before,
+                decision.next_state,
+                overrides_accepted=snap.override_inbox,
+                nonce_keep_s=2.0 * CONFIG.override.max_clock_skew_s,
+                audit=[*records, *audit(*acks)],
+            )
+        )
+        records = []
+        before = decision.next_state
+
+
+def _ack_fields(a: DispatchAck) -> dict[str, Any]:
+    fields = payloads.ack_fields(a)
+    del fields["at"]
+    return fields
 
 
 def carried_out(decisions: list[Decision], snap: Snapshot, *events: bytes) -> None:
@@ -161,8 +192,7 @@ def carried_out(decisions: list[Decision], snap: Snapshot, *events: bytes) -> No
     for doc in [*docs, *events]:
         assert_json(doc)
     assert_metrics(decisions, snap)
-    for decision in decisions:
-        store_rows(*(ps.seq for ps in decision.plan.pools.values()))
+    store_rows(decisions, audit(*events), snap)
 
 
 def rejected(feed: str, case: Case, exc: FeedRejected) -> None:
@@ -179,7 +209,10 @@ def rejected(feed: str, case: Case, exc: FeedRejected) -> None:
         payloads.event("rejected", case.now, feed=feed, reason=exc.reason, detail=exc.detail)
     )
     METRICS.message_rejected(feed, exc.reason)
-    store_rows(peek_id(case.payload), why)
+    fields = {"feed": feed, "reason": exc.reason, "detail": exc.detail}
+    msg_id = peek_id(case.payload)
+    record = payloads.event("rejected", case.now, **fields, **({"id": msg_id} if msg_id else {}))
+    STORE.write(StoreDelta(audit=audit(record)))
 
 
 # --- the properties ---------------------------------------------------------------------------
@@ -197,9 +230,8 @@ def test_property_accepted_dispatch_instructions_reach_every_output(case: Case) 
     start = msg.start if msg.start is not None else msg.notified_at
     later = max(start + msg.deadline_s, msg.end or start)
     decisions = run(case.now, later, dispatch_inbox=(msg,))
-    audit = payloads.event("dispatch", case.now, message=event_fields(msg))
-    carried_out(decisions, snapshot(case.now), audit)
-    store_rows(msg.id, msg.recall_id, iso(start), iso(msg.end), iso(start + msg.deadline_s))
+    record = payloads.event("dispatch", case.now, **payloads.instruction_fields(msg))
+    carried_out(decisions, snapshot(case.now, dispatch_inbox=(msg,)), record)
 
 
 @settings(max_examples=EXAMPLES)
@@ -216,10 +248,9 @@ def test_property_accepted_overrides_reach_every_output(case: Case) -> None:
     docs = [
         payloads.override_state(request, None),
         payloads.override_state(None, f"replayed_nonce: nonce {request.nonce!r} was already used"),
-        payloads.event("override", case.now, request=event_fields(request)),
+        payloads.event("override", case.now, **payloads.override_fields(request)),
     ]
-    carried_out(decisions, snapshot(case.now), *docs)
-    store_rows(request.nonce, request.operator, request.reason, iso(request.expires_at))
+    carried_out(decisions, snapshot(case.now, override_inbox=(request,)), *docs)
 
 
 @settings(max_examples=EXAMPLES)
@@ -234,7 +265,6 @@ def test_property_accepted_price_records_reach_every_output(case: Case) -> None:
     for record in records:
         book.offer(record, case.now)
         METRICS.set_price(record.product, record.price_usd_per_mwh)
-        store_rows(record.settlement_point, iso(record.interval_start), record.price_usd_per_mwh)
     events = [
         payloads.event(
             "price", case.now, record={**dataclasses.asdict(r), "at": iso(r.interval_start)}
@@ -275,5 +305,4 @@ def test_property_accepted_pool_states_reach_every_output(data: st.DataObject) -
     decisions = run(case.now, None, pools=pools, cmd_seq=seqs)
     audit = payloads.event("pool_state", case.now, pool=MQTT_POOL.name, report=event_fields(report))
     carried_out(decisions, snapshot(case.now, pools=pools), audit)
-    store_rows(report.applied_seq, report.power_kw)
     assert all(math.isfinite(d.plan.mining_measured_kw) for d in decisions)
