@@ -173,15 +173,24 @@ class Daemon:
 
     async def _startup(self, started: float) -> None:
         deadline = started + self.config.control.confirm_timeout_s
-        try:
-            await self.session.wait_connected(min(STARTUP_BROKER_WAIT_S, deadline - started))
-        except Exception as exc:  # noqa: BLE001 - reported, then the session keeps retrying
-            log.error(  # noqa: TRY400 - the cause is in `error`; a traceback helps nobody
-                "broker not reachable yet; running on devices, retrying", error=str(exc)
+        connected = asyncio.create_task(
+            self.session.wait_connected(min(STARTUP_BROKER_WAIT_S, deadline - started))
+        )
+        stopped = asyncio.create_task(self.stop_requested.wait())
+        await asyncio.wait((connected, stopped), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not connected.done():
+            connected.cancel()  # a stop was asked: do not sit out the broker wait
+        elif connected.exception() is not None:  # reported; the session keeps retrying
+            log.error(
+                "broker not reachable yet; running on devices, retrying",
+                error=str(connected.exception()),
             )
         await startup.wait_for_site(
             self.config, self.inputs, self.health, self.clock, deadline, self.stop_requested
         )
+        if self.stop_requested.is_set():
+            return  # stopped while starting: no decision, so no write after the signal
         await self.loop.step()
         self.loop.report.ready = True
         self.loop.report.publish_status()

@@ -57,6 +57,8 @@ def devices_key(config: Config) -> tuple[object, ...]:
     )
     return (
         config.mqtt.model_dump_json(),
+        # The dump shows a password as ****: a rotated one is a change the session needs too.
+        config.mqtt.password.get_secret_value(),
         config.metrics.listen,
         config.feeds.price_topic,
         config.feeds.dispatch_topic,
