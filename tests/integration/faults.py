@@ -2,32 +2,31 @@
 
 `NotifyListener` stands in for systemd's NOTIFY_SOCKET, `Sampler` watches a simulated quantity
 every few milliseconds (peaks a broker message would miss), `MetricsView` reads a Prometheus
-exposition, and the builders make the dispatch and override documents of CONTRACT 2.2 and 2.3.
-Nothing here knows the daemon's internals.
+exposition, `expect` names what did not happen when a wait times out. Nothing here knows the
+daemon's internals.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import secrets
 import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TypeVar
 
-from controller.feeds.override import sign_override
+T = TypeVar("T")
 
 
-def iso_at(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+def at_most(cap_kw: float) -> float:
+    """The most mining may measure under a cap: the cap plus the 2% confirmation tolerance
+    (CONTRACT 2.4), and 1 kW of rounding."""
+    return cap_kw * 1.02 + 1.0
 
 
 # -- sd_notify ---------------------------------------------------------------------------------
@@ -188,63 +187,10 @@ class MetricsView:
             return default
 
 
-# -- documents of CONTRACT 2.2 and 2.3 ---------------------------------------------------------
-
-
-def ecrs(msg_id: str, mw: float, **extra: Any) -> dict[str, Any]:
-    return {"id": msg_id, "type": "ECRS", "mw": mw, "notified_at": iso_at(time.time()), **extra}
-
-
-def clr(msg_id: str, mw: float, **extra: Any) -> dict[str, Any]:
-    return {"id": msg_id, "type": "CLR", "mw": mw, "notified_at": iso_at(time.time()), **extra}
-
-
-def four_cp(msg_id: str, end_in_s: float) -> dict[str, Any]:
-    now = time.time()
-    return {"id": msg_id, "type": "4CP", "notified_at": iso_at(now), "start": iso_at(now),
-            "end": iso_at(now + end_in_s)}  # fmt: skip
-
-
-def recall(recall_id: str) -> dict[str, Any]:
-    return {"id": f"{recall_id}-R", "type": "RECALL", "recall_id": recall_id,
-            "notified_at": iso_at(time.time())}  # fmt: skip
-
-
-def override(mode: str, *, ttl_s: int | None = 60, key: bytes | None = None,
-             **extra: Any) -> dict[str, Any]:  # fmt: skip
-    """An override request with a fresh nonce; signed when `key` is given."""
-    doc: dict[str, Any] = {"mode": mode, "operator": "faults", "reason": "fault test",
-                           "issued_at": iso_at(time.time()), "nonce": secrets.token_hex(6),
-                           **extra}  # fmt: skip
-    if ttl_s is not None:
-        doc["ttl_s"] = ttl_s
-    return sign_override(doc, key) if key is not None else doc
-
-
-# -- config files ------------------------------------------------------------------------------
-
-
-def edit_toml(text: str, changes: dict[str, Any]) -> str:
-    """`text` with each "section.key" set to its value (a line added when the key is absent).
-
-    Text-level on purpose: a reload test must be able to write a file the config loader refuses.
-    """
-    lines = text.splitlines()
-    for dotted, value in changes.items():
-        section, key = dotted.rsplit(".", 1)
-        rendered = f"{key} = {json.dumps(value)}"
-        current, header_at, done = "", None, False
-        for i, line in enumerate(lines):
-            stripped = line.strip()
-            if stripped.startswith("[") and not stripped.startswith("[["):
-                current = stripped.strip("[]")
-                if current == section:
-                    header_at = i
-            elif current == section and stripped.split("=")[0].strip() == key:
-                lines[i] = rendered
-                done = True
-                break
-        if not done:
-            assert header_at is not None, f"no [{section}] table in the config"
-            lines.insert(header_at + 1, rendered)
-    return "\n".join(lines) + "\n"
+async def expect(waiting: Awaitable[T], failure: str) -> T:
+    """Await a probe's wait; when it times out, fail with `failure` (what did not happen)
+    first, the probe's own report of the last messages after it."""
+    try:
+        return await waiting
+    except AssertionError as exc:
+        raise AssertionError(f"{failure}\n  ({str(exc)[:300]})") from None

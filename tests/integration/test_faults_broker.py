@@ -9,15 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.faults import Sampler, ecrs
-from tests.integration.site import FLEET_KW, live_site, sced
+from tests.integration.documents import ecrs, sced
+from tests.integration.faults import Sampler, at_most
+from tests.integration.site import FLEET_KW, live_site
 from tests.support import MosquittoBroker, MqttProbe, eventually
 
 MQTT_POOLS = ("a1", "a2", "a3")
-
-
-def at_most(cap_kw: float) -> float:
-    return cap_kw * 1.02 + 1.0
 
 
 async def test_broker_restart_mid_deployment(fresh_broker: MosquittoBroker, tmp_path: Path) -> None:

@@ -11,16 +11,13 @@ import pytest
 
 from controller.config import MqttConfig
 from controller.sim.site import SimSite
-from tests.integration.faults import Sampler, clr, ecrs, recall
+from tests.integration.documents import clr, ecrs, recall
+from tests.integration.faults import Sampler, at_most
 from tests.integration.site import FLEET_KW, live_site
 from tests.support import eventually
 
 CONFIRM_TIMEOUT_S = 1.0  # site_data's control.confirm_timeout_s
 MODBUS_TIMEOUT_S = 1.0  # the daemon's per-request Modbus timeout: the yardstick of "on time"
-
-
-def at_most(cap_kw: float) -> float:
-    return cap_kw * 1.02 + 1.0
 
 
 async def test_dead_and_slow_pdus_do_not_delay_the_others(

@@ -12,15 +12,12 @@ import pytest
 
 from controller.config import MqttConfig
 from controller.sim.site import SimSite
-from tests.integration.faults import Sampler, clr, override
+from tests.integration.documents import clr, override
+from tests.integration.faults import Sampler, at_most, expect
 from tests.integration.site import FLEET_KW, POI_KW, live_site
 from tests.support import eventually
 
 CONFIRM_TIMEOUT_S = 1.0  # site_data's control.confirm_timeout_s
-
-
-def at_most(cap_kw: float) -> float:
-    return cap_kw * 1.02 + 1.0
 
 
 async def test_agent_rebooting_at_full_power_is_recommanded_then_cut(
@@ -42,8 +39,11 @@ async def test_agent_rebooting_at_full_power_is_recommanded_then_cut(
         async with Sampler(site.sim.site_kw) as site_kw:
             rebooted_at = time.monotonic()
             a3.reboot_at_full_power(deaf_s=4.0)  # 3000 kW at once, deaf for 4 s
-            cmd = await site.probe.wait_json(
-                f"{site.prefix}/pools/a3/cmd", lambda d: d["seq"] > seq_before, 3.0, mark
+            cmd = await expect(
+                site.probe.wait_json(
+                    f"{site.prefix}/pools/a3/cmd", lambda d: d["seq"] > seq_before, 3.0, mark
+                ),
+                "a3 climbed to 3000 kW after its curtail was confirmed: no new cmd",
             )
             recommanded_at = site.cmds("a3", mark)[-1][0]
             await eventually(lambda: not any(site.sim.pdus["pdu-a3"].outlets_on), 4)
@@ -105,7 +105,10 @@ async def test_silent_agent_is_faulted_counted_and_cut(
         mark = site.probe.mark()
         async with Sampler(site.sim.mining_kw) as mining:
             a3.go_silent()  # its miners keep drawing 1000 kW
-            await site.plan(lambda p: p["pools"]["a3"]["state"] == "faulted", 6.0, mark)
+            await expect(
+                site.plan(lambda p: p["pools"]["a3"]["state"] == "faulted", 6.0, mark),
+                "a3 silent for pool_stale_s: not `faulted` in the plan",
+            )
             await asyncio.sleep(1.0)  # its last load still counts: nobody is raised into it
         assert mining.peak()[1] <= at_most(cap_kw)
         assert site.sim.pool_power_kw()["px"] == 0.0

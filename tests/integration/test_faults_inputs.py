@@ -11,13 +11,10 @@ from pathlib import Path
 import pytest
 
 from controller.config import MqttConfig
-from tests.integration.faults import Sampler, clr, ecrs, iso_at, recall
+from tests.integration.documents import clr, ecrs, iso_at, recall
+from tests.integration.faults import Sampler, at_most, expect
 from tests.integration.site import FLEET_KW, live_site
 from tests.support import eventually
-
-
-def at_most(cap_kw: float) -> float:
-    return cap_kw * 1.02 + 1.0
 
 
 async def test_dispatch_id_reused_with_another_type_is_rejected(
@@ -33,7 +30,10 @@ async def test_dispatch_id_reused_with_another_type_is_rejected(
 
         mark = site.probe.mark()
         await site.dispatch(clr("E1", 1.0))  # same id, another type: would cap mining at 1 MW
-        rejected = await site.ack("E1", "rejected", since=mark)
+        rejected = await expect(
+            site.ack("E1", "rejected", since=mark),
+            "a CLR reusing the active ECRS id E1 was not acked `rejected`",
+        )
         assert "id_conflict" in rejected["reason"]
         async with Sampler(site.sim.mining_kw) as mining:
             await asyncio.sleep(1.0)
@@ -57,8 +57,11 @@ async def test_dispatch_id_reused_with_another_type_is_rejected(
 
 async def test_no_price_ever_is_a_stale_price(mqtt_cfg: MqttConfig, tmp_path: Path) -> None:
     async with live_site(mqtt_cfg, tmp_path, feeds={"price_stale_s": 2.0}) as site:
-        status = await site.probe.wait_json(
-            f"{site.prefix}/status", lambda d: "price_stale" in d.get("failsafe", []), 6.0
+        status = await expect(
+            site.probe.wait_json(
+                f"{site.prefix}/status", lambda d: "price_stale" in d.get("failsafe", []), 6.0
+            ),
+            "no price ever received: status never showed failsafe price_stale",
         )
         assert status["state"] == "failsafe"
         metrics = await site.metrics()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from controller.config import MqttConfig
-from tests.integration.faults import edit_toml, override
+from tests.integration.documents import edit_toml, override
+from tests.integration.faults import expect
 from tests.integration.site import FLEET_KW, live_site
 from tests.support import eventually
 
@@ -33,8 +34,11 @@ async def test_reload_with_unreadable_key_file_is_refused_as_a_whole(
         }))  # fmt: skip
         mark, notified = site.probe.mark(), site.notify.mark()
         site.reload()
-        refused = await site.probe.wait_json(
-            f"{site.prefix}/events", lambda e: e["event"] == "reload_refused", since=mark
+        refused = await expect(
+            site.probe.wait_json(
+                f"{site.prefix}/events", lambda e: e["event"] == "reload_refused", since=mark
+            ),
+            "SIGHUP with an unreadable hmac_key_file: no reload_refused event",
         )
         assert any("hmac_key_file" in p for p in refused["problems"]), refused
         reloading_at = await site.notify.wait_for("RELOADING=1", 3.0, since=notified)

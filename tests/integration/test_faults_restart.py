@@ -10,16 +10,12 @@ from pathlib import Path
 import pytest
 
 from controller.config import MqttConfig
-from tests.integration.faults import Sampler, ecrs, override, recall
+from tests.integration.documents import ecrs, override, recall
+from tests.integration.faults import Sampler, at_most
 from tests.integration.site import FLEET_KW, live_site
 from tests.support import eventually
 
 KEY = b"fault-test-key"
-
-
-def at_most(cap_kw: float) -> float:
-    """The most mining may measure under a cap: the cap plus the 2% confirmation tolerance."""
-    return cap_kw * 1.02 + 1.0
 
 
 async def test_kill9_during_ecrs_keeps_the_deployment_until_recall(
