@@ -26,12 +26,12 @@ from controller.config_render import render_toml
 from controller.sim.site import SimSite
 from tests.integration.documents import iso_now, sced
 from tests.integration.faults import NotifyListener
-from tests.integration.live import ROOT, LiveSite, stop_daemon
+from tests.integration.live import ROOT, LiveSite, spawn_daemon, stop_daemon
 from tests.support import MqttProbe, free_port
 
-# Callers of the first integration tests import the documents and ROOT from here.
+# Other integration modules import the documents, ROOT and spawn_daemon from here.
 __all__ = ["FLEET_KW", "POI_KW", "ROOT", "LiveSite", "iso_now", "live_site", "sced", "site_data",
-           "write_config"]  # fmt: skip
+           "spawn_daemon", "write_config"]  # fmt: skip
 
 # The site of `site_data` with its defaults: every pool drawing what it can (px: 24 outlets at
 # 9 kW each), and the POI import limit.
