@@ -50,8 +50,11 @@ async def test_agent_rebooting_at_full_power_is_recommanded_then_cut(
             await asyncio.sleep(1.0)
         assert cmd["target_kw"] == 0.0
         assert recommanded_at - rebooted_at < CONFIRM_TIMEOUT_S, "not re-commanded at once"
+        # The jump itself is physics; the cap binds on max(target, measured), so the other
+        # pools make room at once (a decision and an agent's answer, about 0.1 s here). Waiting
+        # for the PDU cut instead leaves the site over its POI for confirm_timeout_s.
         over_s = site_kw.longest_above(POI_KW)
-        assert over_s <= CONFIRM_TIMEOUT_S, f"site above its POI limit for {over_s:.2f} s"
+        assert over_s <= CONFIRM_TIMEOUT_S / 2, f"site above its POI limit for {over_s:.2f} s"
         assert site_kw.samples[-1][1] <= POI_KW
         assert site.protected_writes() == 0
 

@@ -22,6 +22,17 @@ def a3_absent(sim: SimSite) -> None:
     sim.agents["a3"].go_silent()
 
 
+async def first_plan_by(site: LiveSite, deadline: float) -> None:
+    """A decision precedes READY: its plan must arrive by `deadline` (it travels through the
+    broker, READY does not, hence the slack the caller gives)."""
+    topic = f"{site.prefix}/plan"
+    await expect(
+        site.probe.wait_json(topic, timeout_s=max(0.0, deadline - time.monotonic())),
+        "READY=1 but no plan from a first decision",
+    )
+    assert site.probe.on(topic)[0].at <= deadline
+
+
 @pytest.mark.parametrize("limit", ["override", "4cp"])
 async def test_unreported_pool_is_commanded_and_cut(
     mqtt_cfg: MqttConfig, tmp_path: Path, limit: str
@@ -97,9 +108,7 @@ async def test_ready_waits_for_the_site_meter(mqtt_cfg: MqttConfig, tmp_path: Pa
         meter_at = time.monotonic()
         ready_at = await site.notify.wait_for("READY=1", 10.0)
         assert ready_at >= meter_at
-        plans = site.probe.on(f"{site.prefix}/plan")
-        # A decision precedes READY; its plan travels through the broker, READY does not.
-        assert plans and plans[0].at <= ready_at + 0.5
+        await first_plan_by(site, ready_at + 0.5)
         assert site.alive()
 
 
@@ -118,8 +127,7 @@ async def test_ready_without_site_meter_after_confirm_timeout(
             f"READY=1 {after_s:.2f} s after the start, the site meter never answering: "
             f"it must wait confirm_timeout_s ({timeout_s} s)"
         )
-        plans = site.probe.on(f"{site.prefix}/plan")
-        assert plans and plans[0].at <= ready_at + 0.5
+        await first_plan_by(site, ready_at + 0.5)
         assert site.alive()
 
 
