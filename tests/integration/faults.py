@@ -148,12 +148,6 @@ class Sampler:
             longest = max(longest, self.samples[-1][0] - began)
         return longest
 
-    def first_at_or_below(self, limit: float, after: float = 0.0) -> float | None:
-        for at, value in self.samples:
-            if at >= after and value <= limit:
-                return at
-        return None
-
 
 # -- Prometheus exposition ---------------------------------------------------------------------
 
