@@ -116,7 +116,9 @@ def _pad16(bits: list[bool]) -> list[bool]:
 class SimMeter(SimModel):
     """IR 0-1 power kW, IR 2-3 frequency Hz (float32), discrete input 0 islanded.
 
-    `power_source`, when set, is called on every read (a site meter summing its loads)."""
+    `power_source`, when set, is called on every read (a site meter summing its loads).
+    `freeze()` makes it answer the power it reads now, on every later read (a hung transducer
+    behind a live Modbus interface), until `thaw()`."""
 
     def __init__(
         self,
@@ -132,6 +134,13 @@ class SimMeter(SimModel):
         self.frequency_hz = frequency_hz
         self.islanded = islanded
         self.power_source = power_source
+        self.frozen_kw: float | None = None
+
+    def freeze(self) -> None:
+        self.frozen_kw = self.power_kw
+
+    def thaw(self) -> None:
+        self.frozen_kw = None
 
     def set_power_kw(self, kw: float) -> None:
         self._power_kw = kw
@@ -144,6 +153,8 @@ class SimMeter(SimModel):
 
     @property
     def power_kw(self) -> float:
+        if self.frozen_kw is not None:
+            return self.frozen_kw
         return self.power_source() if self.power_source is not None else self._power_kw
 
     def _blocks(self) -> Blocks:

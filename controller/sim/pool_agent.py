@@ -6,7 +6,12 @@ delay and reports `{prefix}/pools/{pool}/state` (retained) at start, on every ch
 200-pool site costs one client, not 200.
 
 Faults to test against: `ignore_commands=True` is a stuck agent (keeps drawing, never applies a
-seq), `ramp_kw_per_s` a slow one, `force_power_kw()` the PDU outlets being switched off under it.
+seq), `ramp_kw_per_s` a slow one, `force_power_kw()` the PDU outlets being switched off under it,
+`go_silent()` a dead agent process (its miners keep drawing, nothing is reported or carried out;
+`alive=False` at construction is an agent absent at start), `come_back()` its restart (it reads
+the retained cmd again), and `reboot_at_full_power()` miners that come back from a reboot flat out
+and deaf to commands for a while. Like the real agent (CONTRACT 2.7) a cmd whose `seq` is not above
+the last one carried out is ignored, except the retained one re-read after a restart.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class SimPoolAgent:
         response_delay_s: float = 0.2,
         ignore_commands: bool = False,
         ramp_kw_per_s: float | None = None,
+        *,
+        alive: bool = True,
+        applied_seq: int = 0,
     ) -> None:
         self.prefix = prefix
         self.name = pool_name
@@ -52,11 +60,15 @@ class SimPoolAgent:
         self.state_topic = f"{prefix}/pools/{pool_name}/state"
         self.available_kw = max_kw
         self.online = True
-        self.applied_seq = 0
+        self.alive = alive  # False: the agent process is down (absent or silent)
+        self.applied_seq = applied_seq
         self.target_kw: float | None = None  # None: never commanded, mines flat out
         self.last_command: dict[str, Any] | None = None
         self.commands_received = 0
         self.commands_rejected = 0
+        self.commands_ignored = 0  # valid, but a seq not above the last carried out
+        self._unread_cmd: bytes | None = None  # the retained cmd a dead agent will read on restart
+        self._deaf_until = -math.inf  # loop time: rebooting miners ignore commands until then
         self._drawn_kw = max_kw  # what the miners draw before any PDU cap
         self._cap_kw: float | None = None
         # Set by the fleet: called whenever the reported state changes.
@@ -93,8 +105,14 @@ class SimPoolAgent:
         self.online = online
         self._changed()
 
-    def handle_command(self, payload: bytes) -> None:
-        """A cmd message: validate, then apply after the response delay (never for a stuck one)."""
+    def handle_command(self, payload: bytes, *, reread: bool = False) -> None:
+        """A cmd message: validate, then apply after the response delay (never for a stuck one).
+
+        `reread`: the retained cmd read again after a restart, carried out even at the same seq.
+        """
+        if not self.alive:
+            self._unread_cmd = payload  # retained by the broker, read when the agent is back
+            return
         self.commands_received += 1
         command = _parse_command(payload)
         if command is None:
@@ -103,17 +121,51 @@ class SimPoolAgent:
         self.last_command = command
         if self.ignore_commands:
             return  # stuck: the miners keep drawing, the seq is never reported applied
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deaf_until:
+            return  # rebooting: read again once the miners listen (see reboot_at_full_power)
         seq, target = command["seq"], float(command["target_kw"])
-        asyncio.get_running_loop().call_later(self.response_delay_s, self._apply, seq, target)
+        loop.call_later(self.response_delay_s, self._apply, seq, target, reread)
 
-    def _apply(self, seq: int, target_kw: float) -> None:
-        if seq < self.applied_seq:
-            return  # an older command overtaken by a newer one: seq only grows
+    def _apply(self, seq: int, target_kw: float, reread: bool = False) -> None:
+        if seq < self.applied_seq or (seq == self.applied_seq and not reread):
+            self.commands_ignored += 1  # not above the last carried out: seq only grows
+            return
         self.applied_seq = seq
         self.target_kw = target_kw
         if self.ramp_kw_per_s is None:
             self._drawn_kw = self.goal_kw
         self._changed()
+
+    # -- agent process faults ----------------------------------------------------------------
+
+    def go_silent(self) -> None:
+        """The agent process dies: its miners keep drawing; no state, no command carried out."""
+        self.alive = False
+
+    def come_back(self) -> None:
+        """The agent (re)starts: reports its state and carries out the retained cmd again."""
+        self.alive = True
+        self._changed()
+        unread, self._unread_cmd = self._unread_cmd, None
+        if unread is not None:
+            self.handle_command(unread, reread=True)
+        elif self.last_command is not None:
+            self.handle_command(_dumps(self.last_command), reread=True)
+
+    def reboot_at_full_power(self, deaf_s: float) -> None:
+        """Miners come back from a reboot drawing all they can and ignore commands for `deaf_s`;
+        then the agent carries out the latest cmd it holds (the retained one), whatever its seq."""
+        loop = asyncio.get_running_loop()
+        self._deaf_until = loop.time() + deaf_s
+        self._drawn_kw = self.available_kw
+        self._changed()
+        loop.call_later(deaf_s, self._listen_again)
+
+    def _listen_again(self) -> None:
+        self._deaf_until = -math.inf
+        if self.last_command is not None and self.alive:
+            self.handle_command(_dumps(self.last_command), reread=True)
 
     def step(self, dt_s: float) -> bool:
         """Advance a ramping agent by `dt_s`; True when its reported power changed."""
@@ -139,11 +191,15 @@ class SimPoolAgent:
         }
 
     def state_payload(self, now: float) -> bytes:
-        return json.dumps(self.state(now), separators=(",", ":")).encode()
+        return _dumps(self.state(now))
 
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self)
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def _parse_command(payload: bytes) -> dict[str, Any] | None:
@@ -211,6 +267,8 @@ class SimPoolFleet:
         now = self.clock()
         finals = []
         for agent in self.agents.values():
+            if not agent.alive:
+                continue  # a dead agent says no goodbye
             agent.online = False
             finals.append(OutMessage(agent.state_topic, agent.state_payload(now), retain=True))
         await self.session.close(finals)
@@ -224,7 +282,7 @@ class SimPoolFleet:
         self._publish_all()
 
     def _publish_state(self, agent: SimPoolAgent) -> None:
-        if not self._stop.is_set():
+        if agent.alive and not self._stop.is_set():
             self.session.publish(agent.state_topic, agent.state_payload(self.clock()), retain=True)
 
     def _publish_all(self) -> None:

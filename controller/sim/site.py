@@ -3,17 +3,22 @@ physics that ties them together (what the site meter reads, what a PDU cut does 
 
 Used by `curtaild demo`, the integration tests and the benchmarks. Every device listens on the
 loopback port its config names; `site_config()` builds a config with free ports.
+
+Device faults for the tests: `stop_device()` / `start_device()` take a device's Modbus server
+off its port and put it back (devices sharing a port, as behind a gateway, go together),
+`model(name).stall_s` makes one answer slowly, `meters[name].freeze()` one answer frozen values;
+pool agent faults are on the agents themselves (`controller.sim.pool_agent`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from controller.config import Config, MqttConfig
 from controller.sim.modbus_devices import SimMeter, SimPdu, SimPlc
-from controller.sim.modbus_server import SimModbusSite, SimModel
+from controller.sim.modbus_server import SimModbusSite, SimModel, SimServer
 from controller.sim.pool_agent import SimPoolAgent, SimPoolFleet
 
 PHYSICS_TICK_S = 0.05
@@ -71,11 +76,21 @@ class SimSite:
         self._tenant_of_meter = {m: t.name for t in config.gpu_tenants for m in t.meters}
         self._meters_of_tenant = {t.name: len(t.meters) for t in config.gpu_tenants}
         self._tasks: list[asyncio.Task[None]] = []
+        self._port_of: dict[str, int] = {p.name: p.port for p in config.pdus}
+        self._port_of.update({m.name: m.port for m in config.meters})
+        self._port_of.update(
+            {p.name: p.port for p in config.pools if p.driver == "modbus" and p.port is not None}
+        )
+        self._servers: dict[int, SimServer] = {}
 
     # -- what the meters read ----------------------------------------------------------------
 
     def mining_kw(self) -> float:
         return sum(self.pool_power_kw().values())
+
+    def site_kw(self) -> float:
+        """What the site meter measures: GPU tenants + mining + aux."""
+        return sum(self.gpu_kw.values()) + self.mining_kw() + self.aux_kw
 
     def pool_power_kw(self) -> dict[str, float]:
         power: dict[str, float] = {}
@@ -96,7 +111,7 @@ class SimSite:
     def _meter_source(self, name: str, role: str) -> Callable[[], float]:
         def read_kw() -> float:
             if role == "site":
-                return sum(self.gpu_kw.values()) + self.mining_kw() + self.aux_kw
+                return self.site_kw()
             if role == "gpu":
                 tenant = self._tenant_of_meter.get(name)
                 return (
@@ -119,24 +134,42 @@ class SimSite:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        await self._start_servers()
+    def model(self, device: str) -> SimModel:
+        """The simulated PDU, meter or PLC of that name (set `stall_s` on it to slow it down)."""
+        found = self.pdus.get(device) or self.meters.get(device) or self.plcs.get(device)
+        if found is None:
+            raise KeyError(f"no Modbus device named {device!r} in this site")
+        return found
+
+    async def start(self, down: Iterable[str] = ()) -> None:
+        """Serve every device, except those named in `down` (start them with `start_device`)."""
+        await self._start_servers(frozenset(down))
         if self.fleet is not None:
             self._tasks.append(asyncio.create_task(self.fleet.run(), name="sim-fleet"))
         self._tasks.append(asyncio.create_task(self._physics(), name="sim-physics"))
 
-    async def _start_servers(self) -> None:
+    async def _start_servers(self, down: frozenset[str]) -> None:
         by_port: dict[int, list[SimModel]] = {}
-        for p in self.config.pdus:
-            by_port.setdefault(p.port, []).append(self.pdus[p.name])
-        for pool in self.config.pools:
-            if pool.driver == "modbus" and pool.port is not None:
-                by_port.setdefault(pool.port, []).append(self.plcs[pool.name])
-        for m in self.config.meters:
-            by_port.setdefault(m.port, []).append(self.meters[m.name])
+        for name, port in self._port_of.items():
+            by_port.setdefault(port, []).append(self.model(name))
         for port, models in by_port.items():
-            server = self.modbus.gateway(*models)
-            await server.start(port)
+            self._servers[port] = self.modbus.gateway(*models)
+        for name in down:
+            self.model(name)  # a typo must not pass for a device that is down
+        up = {port for name, port in self._port_of.items() if name not in down}
+        for port in up:
+            await self._servers[port].start(port)
+
+    async def stop_device(self, device: str) -> None:
+        """Take the device's Modbus server off its port: connections drop, new ones are refused."""
+        self.model(device)
+        await self._servers[self._port_of[device]].stop()
+
+    async def start_device(self, device: str) -> None:
+        """Serve the device again on its configured port (a no-op when it is serving)."""
+        self.model(device)
+        port = self._port_of[device]
+        await self._servers[port].start(port)
 
     async def stop(self) -> None:
         if self.fleet is not None:

@@ -4,32 +4,39 @@
 Pools (hashprice 50, fee 0.02): a1 17 J/TH (breakeven 120.1 $/MWh), a2 22 (92.8, ufr),
 a3 30 (68.1), plc1 25 (81.7, PLC), px 40 (51.0, outlets only). POI 30 MW, aux 1 MW, margin 0.5
 MW, one GPU tenant of 10 MW firm on a protected PDU: envelope 18.5 MW, fleet 11.24 MW.
+
+For fault injection (tests/integration/test_faults_*.py) the daemon can be killed with SIGKILL
+and started again on the same config and state dir while the devices keep running (`LiveSite`
+in live.py), devices can be down at start (`down=`), the simulated site adjusted before it
+starts (`setup=`), messages retained before the daemon starts (`before_spawn=`), and sd_notify
+observed (`notify=True`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from controller.config import Config, MqttConfig
 from controller.config_checks import check_site
 from controller.config_render import render_toml
 from controller.sim.site import SimSite
+from tests.integration.documents import iso_now, sced
+from tests.integration.faults import NotifyListener
+from tests.integration.live import ROOT, LiveSite, spawn_daemon, stop_daemon
 from tests.support import MqttProbe, free_port
 
-CENTRAL = ZoneInfo("America/Chicago")
-ROOT = Path(__file__).resolve().parents[2]
+# Other integration modules import the documents, ROOT and spawn_daemon from here.
+__all__ = ["FLEET_KW", "POI_KW", "ROOT", "LiveSite", "iso_now", "live_site", "sced", "site_data",
+           "spawn_daemon", "write_config"]  # fmt: skip
+
+# The site of `site_data` with its defaults: every pool drawing what it can (px: 24 outlets at
+# 9 kW each), and the POI import limit.
+FLEET_KW = 3000 + 3000 + 3000 + 2000 + 216.0
+POI_KW = 30000.0
 
 
 def site_data(mqtt: MqttConfig, **sections: Any) -> dict[str, Any]:
@@ -83,112 +90,63 @@ def write_config(data: dict[str, Any], path: Path) -> Config:
     return config
 
 
-def sced(price: float, at: float | None = None, point: str = "HB_WEST") -> str:
-    """One NP6-788-CD record stamped `at` (default now), Central prevailing time."""
-    stamp = time.time() if at is None else at
-    local = time.strftime("%Y-%m-%dT%H:%M:%S", _central(stamp))
-    return json.dumps({"SCEDTimestamp": local, "repeatHourFlag": False,
-                       "settlementPoint": point, "LMP": price})  # fmt: skip
-
-
-def _central(epoch: float) -> time.struct_time:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).astimezone(CENTRAL).timetuple()
-
-
-def iso_now(offset_s: float = 0.0) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(time.time() + offset_s, UTC).isoformat()
-
-
-@dataclass
-class LiveSite:
-    """What a test drives: the config, the simulated devices, the daemon and a probe."""
-
-    config: Config
-    sim: SimSite
-    process: subprocess.Popen[bytes]
-    probe: MqttProbe
-    log_path: Path
-    config_path: Path
-
-    @property
-    def prefix(self) -> str:
-        return self.config.mqtt.topic_prefix
-
-    async def price(self, usd_per_mwh: float) -> None:
-        await self.probe.publish(f"{self.prefix}-ercot/prices/rt", sced(usd_per_mwh))
-
-    async def dispatch(self, doc: dict[str, Any]) -> None:
-        await self.probe.publish(self.config.feeds.dispatch_topic, json.dumps(doc))
-
-    async def plan(self, predicate: Any, timeout_s: float = 5.0, since: int = 0) -> Any:
-        return await self.probe.wait_json(f"{self.prefix}/plan", predicate, timeout_s, since)
-
-    def targets(self, plan: dict[str, Any]) -> dict[str, float]:
-        return {name: p["target_kw"] for name, p in plan["pools"].items()}
-
-    def protected_writes(self) -> int:
-        return sum(sum(self.sim.pdus[p.name].coil_writes) for p in self.config.pdus if p.protected)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def terminate(self, timeout_s: float = 10.0) -> int:
-        """SIGTERM and wait for the exit code, keeping this loop (the devices) serving."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while self.process.poll() is None:
-            if time.monotonic() > deadline:
-                self.process.kill()
-                self.process.wait()
-                raise AssertionError(f"curtaild ignored SIGTERM for {timeout_s} s:\n{self.log()}")
-            await asyncio.sleep(0.02)
-        return self.process.returncode
-
-
-def spawn_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CURTAILD_", "NOTIFY_"))}
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "controller", "run", "--config", str(config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-        )  # fmt: skip
-
-
 @contextlib.asynccontextmanager
 async def live_site(
-    mqtt: MqttConfig, tmp_path: Path, *, stuck: frozenset[str] = frozenset(), **sections: Any
+    mqtt: MqttConfig,
+    tmp_path: Path,
+    *,
+    stuck: frozenset[str] = frozenset(),
+    setup: Callable[[SimSite], None] | None = None,
+    down: frozenset[str] = frozenset(),
+    before_spawn: Callable[[LiveSite], Awaitable[None]] | None = None,
+    notify: bool = False,
+    watchdog_s: float | None = None,
+    wait_online: bool = True,
+    **sections: Any,
 ) -> AsyncIterator[LiveSite]:
-    """Devices up, daemon started and online, a probe on the site's topics; all stopped after."""
+    """Devices up, daemon started and online, a probe on the site's topics; all stopped after.
+
+    `setup(sim)` runs before the devices start (agent faults, outlet states); `down` names
+    Modbus devices not served at start; `before_spawn(site)` runs once the probe is connected
+    and every live agent's retained state is on the broker, before the daemon starts;
+    `notify` passes a NotifyListener as NOTIFY_SOCKET (and `watchdog_s` as WATCHDOG_USEC).
+    `control.state_dir` is a directory of this test unless `control={"state_dir": ...}` says.
+    """
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(exist_ok=True)
+    sections["control"] = {"state_dir": str(state_dir), **sections.get("control", {})}
     config_path = tmp_path / "curtaild.toml"
     config = write_config(site_data(mqtt, **sections), config_path)
     sim = SimSite(config, mqtt=mqtt, agent_delay_s=0.05, stuck_pools=stuck, plc_delay_s=0.05)
-    await sim.start()
-    log_path = tmp_path / "curtaild.log"
-    process = None
-    try:
-        async with MqttProbe(mqtt.host, mqtt.port, [f"{config.mqtt.topic_prefix}/#"]) as probe:
-            process = spawn_daemon(config_path, log_path)
-            site = LiveSite(config, sim, process, probe, log_path, config_path)
-            try:
-                await probe.wait_json(f"{config.mqtt.topic_prefix}/status",
-                                      lambda d: d["state"] == "online", 15.0)  # fmt: skip
-            except AssertionError:
-                raise AssertionError(f"daemon never came online:\n{site.log()}") from None
-            yield site
-    finally:
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            for _ in range(500):  # async wait: the simulated devices share this loop
-                if process.poll() is not None:
-                    break
-                await asyncio.sleep(0.02)
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        await sim.stop()
-        await asyncio.sleep(0)
+    if setup is not None:
+        setup(sim)
+    site: LiveSite | None = None
+    async with contextlib.AsyncExitStack() as stack:
+        await sim.start(down)
+        stack.push_async_callback(_stop_sim, sim)
+        listener = await stack.enter_async_context(NotifyListener()) if notify else None
+        env: dict[str, str] = {}
+        if listener is not None:
+            env["NOTIFY_SOCKET"] = str(listener.path)
+            if watchdog_s is not None:
+                env["WATCHDOG_USEC"] = str(round(watchdog_s * 1e6))
+        probe = await stack.enter_async_context(
+            MqttProbe(mqtt.host, mqtt.port, [f"{config.mqtt.topic_prefix}/#"])
+        )
+        site = LiveSite(config, sim, None, probe, tmp_path / "curtaild.log", config_path,
+                        listener, env)  # fmt: skip
+        stack.push_async_callback(stop_daemon, site)
+        for agent in sim.agents.values():  # the daemon starts with the agents' states retained
+            if agent.alive:
+                await probe.wait_json(agent.state_topic, timeout_s=10.0)
+        if before_spawn is not None:
+            await before_spawn(site)
+        site.spawn()
+        if wait_online:
+            await site.wait_online()
+        yield site
+
+
+async def _stop_sim(sim: SimSite) -> None:
+    await sim.stop()
+    await asyncio.sleep(0)
