@@ -129,6 +129,7 @@ def decide(snap: Snapshot, state: ControllerState, now: float, config: Config) -
             ramp_kw=ramp_kw,
             unreachable=totals.unreachable,
             faulted_kw=totals.faulted_kw,
+            unexpected_kw=totals.unexpected_kw,
             cmd_seq=snap.cmd_seq,
             confirm_timeout_s=config.control.confirm_timeout_s,
             now=now,
@@ -191,6 +192,9 @@ class _PoolTotals:
     mining_kw: float  # measured; a pool that has not reported counts at its max_kw
     complete: bool  # every pool has reported
     faulted_kw: float  # I9: measured load of faulted or unreachable pools, off the others' cap
+    # Load above target that no command explains (drift: a confirmed pool climbing): the cap
+    # binds on max(target, measured), so the others make room for it at once (CONTRACT 7).
+    unexpected_kw: float
     unreachable: frozenset[str]
     # A command still unconfirmed within confirm_timeout_s: the site meter leads pool telemetry,
     # so the closed-loop aux estimate is held (a stuck pool must not freeze it for good).
@@ -207,7 +211,7 @@ def _pool_totals(
 ) -> _PoolTotals:
     """One pass over the pools for what the envelope and the cap need before allocation."""
     settle_s = config.control.confirm_timeout_s
-    mining_kw = faulted_kw = 0.0
+    mining_kw = faulted_kw = unexpected_kw = 0.0
     complete = True
     in_transition = False
     unreachable: list[str] = []
@@ -229,9 +233,17 @@ def _pool_totals(
             faulted_kw += load_kw if load_kw > ps.target_kw else ps.target_kw
         elif ps.faulted:
             faulted_kw += load_kw
+        elif (
+            t is not None
+            and t.power_kw > ps.target_kw + spec.tolerance_kw
+            and not (ps.lowering and not ps.confirmed)  # a lowering on its way is expected
+        ):
+            unexpected_kw += t.power_kw - ps.target_kw
         if not ps.confirmed and now - ps.target_at < settle_s:
             in_transition = True
-    return _PoolTotals(mining_kw, complete, faulted_kw, frozenset(unreachable), in_transition)
+    return _PoolTotals(
+        mining_kw, complete, faulted_kw, unexpected_kw, frozenset(unreachable), in_transition
+    )
 
 
 def _plan_head_changed(old: ControllerState, new: ControllerState) -> bool:

@@ -44,6 +44,7 @@ class WalkInputs:
     ramp_kw: float  # total increase allowed in this decision (I8)
     unreachable: frozenset[str]
     faulted_kw: float  # measured load of faulted and unreachable pools (I9)
+    unexpected_kw: float  # load above target no pending command explains (drift)
     cmd_seq: Mapping[str, int]  # our own retained cmd per pool: a new seq goes above it
     confirm_timeout_s: float
     now: float
@@ -71,12 +72,12 @@ class _Raise:
 
 def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResult:
     budget = Budget(
-        remaining_kw=max(0.0, w.cap_kw - w.faulted_kw),
+        remaining_kw=max(0.0, w.cap_kw - w.faulted_kw - w.unexpected_kw),
         ramp_left_kw=w.ramp_kw,
         never_raise=w.never_raise,
     )
     # Unreachable pools are kept, in merit order, while their loads fit under the cap.
-    keep_room_kw = w.cap_kw - (w.faulted_kw - _unreachable_kw(pools, snap, w))
+    keep_room_kw = w.cap_kw - (w.faulted_kw - _unreachable_kw(pools, snap, w)) - w.unexpected_kw
     out: dict[str, PoolState] = {}
     raises: list[_Raise] = []
     occupied_kw = 0.0  # sum of max(target, measured) over pools settled in the first pass
@@ -145,7 +146,9 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
                 r.ps.outlets_on,
                 r.target_kw,
                 r.outlets_on,
-                base_kw + max(room_kw, 0.0),
+                # Over the cap already (a lowering in flight, drift): no raise at all, not even
+                # up to what the pool still measures.
+                base_kw + room_kw if room_kw > _EPS_KW else r.ps.target_kw,
             )
             room_kw -= max(target_kw, r.measured_kw) - base_kw
             held = target_kw < r.target_kw - _EPS_KW

@@ -159,7 +159,11 @@ def test_drift_of_a_pool_without_pdus_is_faulted_and_the_site_returns_under_its_
     sim.stuck.add("old")  # old restarts at full power: 16 + 18 + 1 = 35 MW against a 30 MW POI
     sim.stuck_power_kw["old"] = 6000.0
     sim.power_kw["old"] = 6000.0
-    sim.run(12)
+    sim.step()  # the others make room at once: the cap binds on max(target, measured)
+    assert site_kw(sim) <= POI_HEADROOM_KW + 1e-6
+    for _ in range(11):
+        sim.step()
+        assert site_kw(sim) <= POI_HEADROOM_KW + 1e-6
     assert sim.last is not None
     assert sim.last.plan.pools["old"].state == "faulted"
     assert site_kw(sim) <= POI_HEADROOM_KW + 1e-6
@@ -300,3 +304,21 @@ def test_pool_never_heard_from_is_unreachable_after_pool_stale_s() -> None:
     sim.power_kw["mid"] = 6000.0
     assert sim.run(5).plan.pools["mid"].state != "faulted"
     assert sim.run(7).plan.pools["mid"].state == "faulted"
+
+
+def test_drift_room_is_not_given_back_while_the_drifting_pool_still_measures_high() -> None:
+    sim = SiteSim(make_config(), price=80.0)
+    sim.run(5)
+    sim.gpu_kw = 16000.0  # 12.5 MW for mining: eff and mid run, old curtailed
+    sim.run(2)
+    sim.delayed = {"eff", "mid"}  # the lowering they are told takes a step to show
+    sim.pending = {n: (sim.power_kw[n], sim.applied_seq[n]) for n in sim.delayed}
+    sim.stuck.add("old")
+    sim.stuck_power_kw["old"] = 6000.0
+    sim.power_kw["old"] = 6000.0
+    first = sim.step()  # room made at once
+    lowered = {n: first.plan.pools[n].target_kw for n in ("eff", "mid")}
+    for _ in range(3):  # old is now a lowering on its way, but it still measures 6 MW
+        decision = sim.step()
+        for name, target_kw in lowered.items():
+            assert decision.plan.pools[name].target_kw <= target_kw + 1e-6
