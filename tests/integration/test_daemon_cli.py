@@ -100,3 +100,37 @@ async def test_retained_topics_come_back_after_a_broker_restart(
         assert json.loads(got[f"{prefix}/dispatch/state"])["obligations"][0]["id"] == "C9"
         assert json.loads(got[f"{prefix}/plan"])["binding"] == "dispatch:C9"
         assert json.loads(got[f"{prefix}/pools/a3/cmd"])["target_kw"] == 0.0  # same seq, again
+
+
+@pytest.mark.parametrize("damage", ["garbage", "newer_schema", "parent_is_a_file"])
+async def test_run_refuses_a_store_it_cannot_trust(tmp_path: Path, damage: str) -> None:
+    """CONTRACT 7: a corrupt or newer-schema store stops the start with exit 1, naming the file;
+    it is never reset silently."""
+    import sqlite3
+
+    from tests.support import free_port
+
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    db = state_dir / "curtaild.db"
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
+    elif damage == "newer_schema":
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA user_version = 999")
+    else:
+        state_dir = tmp_path / "a-file"
+        state_dir.write_text("")
+        db = state_dir / "curtaild.db"
+    before = db.read_bytes() if db.is_file() else None
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f"[site]\npoi_limit_kw = 1000\n[mqtt]\nport = {free_port()}\n"
+        f'[control]\nstate_dir = "{state_dir}"\n[metrics]\nlisten = "127.0.0.1:{free_port()}"\n'
+    )
+    code, _, err = await cli("run", "--config", str(config))
+    assert code == 1, err
+    assert str(db if damage != "parent_is_a_file" else state_dir) in err
+    assert "Traceback" not in err
+    if before is not None:
+        assert db.read_bytes() == before  # left exactly as it was
