@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from controller.adapters.store import AsyncStateStore, StoreDelta
+from controller.adapters.store import AsyncStateStore
 from controller.clock import Clock
 from controller.config import Config
 from controller.core.decide import decide
@@ -26,6 +26,7 @@ from controller.core.failsafe import curtail_all, curtail_plan
 from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.site import compile_site
 from controller.core.state import ControllerState, initial_state
+from controller.logs import get
 from controller.runtime import payloads, persist
 from controller.runtime.apply import Applier, ApplyReport
 from controller.runtime.inputs import Inputs, Trigger
@@ -34,6 +35,9 @@ from controller.runtime.report import Reporter
 from controller.runtime.topics import Topics
 
 BUDGET_STRIKES = 3  # decisions in a row over decision_budget_ms before the failsafe
+# A store write slower than this (a hung disk) no longer holds the commands back.
+STORE_WRITE_WAIT_S = 0.5
+log = get("curtaild")
 
 
 @dataclass(slots=True)
@@ -41,6 +45,7 @@ class LoopStats:
     decisions: int = 0
     failed: int = 0
     over_budget_in_a_row: int = 0
+    slow_writes: int = 0
     last_decision_s: float = 0.0
     last_report: ApplyReport = field(default_factory=ApplyReport)
 
@@ -154,7 +159,6 @@ class ControlLoop:
         if self.store is None:
             return
         audit = self.observer.take_audit()
-        delta = StoreDelta(audit=audit)
         try:
             delta = persist.delta(
                 before,
@@ -163,10 +167,26 @@ class ControlLoop:
                 nonce_keep_s=self.inputs.nonce_keep_s,
                 audit=audit,
             )
-            await self.store.write(delta)
+            if delta.empty():
+                return
+            # Shielded: a write that outlasts the wait still completes (the store's one worker
+            # keeps writes in order); the commands do not wait on a hung disk any longer.
+            write = asyncio.ensure_future(self.store.write(delta))
+            await asyncio.wait_for(asyncio.shield(write), STORE_WRITE_WAIT_S)
+        except TimeoutError:
+            self.stats.slow_writes += 1
+            write.add_done_callback(self._late_write_done)
+            log.warning(
+                "state store write still running; commands go out", wait_s=STORE_WRITE_WAIT_S
+            )
         except Exception:  # noqa: BLE001 - disk full, a bug: counted, and control goes on
             self.observer.return_audit(audit)
             self.observer.internal_error("store")
+
+    def _late_write_done(self, write: asyncio.Future[None]) -> None:
+        exc = None if write.cancelled() else write.exception()
+        if exc is not None:
+            self.observer.internal_error("store", exc)
 
     async def _apply(self, plan: Plan) -> ApplyReport:
         try:

@@ -150,3 +150,34 @@ async def test_the_change_is_in_the_store_before_its_command_goes_out(rig: Rig) 
     rig.clock.now += 1
     await rig.loop.step()
     assert seen_in_store and all(seen_in_store)
+
+
+async def test_a_hung_disk_delays_commands_by_half_a_second_at_most(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import time
+
+    write = rig.store.write
+    released = asyncio.Event()
+
+    async def hung(delta: Any) -> None:
+        await released.wait()
+        await write(delta)
+
+    monkeypatch.setattr(rig.store, "write", hung)
+    rig.message(rig.config.feeds.dispatch_topic, _ecrs("VDI-5", 6.0))
+    rig.clock.now += 1
+    started = time.monotonic()
+    await rig.loop.step()
+    assert time.monotonic() - started < 2.0  # the wait is 0.5 s; generous for a busy CI
+    assert rig.cmds("old")[-1]["target_kw"] == 0
+    assert rig.loop.stats.slow_writes == 1
+    released.set()
+    for _ in range(100):  # the shielded write completes once the disk answers
+        await asyncio.sleep(0.01)
+        with StateStore.open(rig.store.path) as store:
+            if "id:VDI-5" in store.load().obligations:
+                break
+    else:
+        raise AssertionError("the late write never landed")
