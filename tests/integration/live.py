@@ -174,6 +174,17 @@ class LiveSite:
         return process.returncode
 
 
+async def cli(*args: str) -> tuple[int, str, str]:
+    """Run the real CLI without blocking this loop (the simulated devices live on it)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controller", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 def spawn_daemon(
     config_path: Path, log_path: Path, extra_env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:

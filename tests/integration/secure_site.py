@@ -161,16 +161,6 @@ async def secure_site(binary: str, pki: Pki, tmp_path: Path) -> AsyncIterator[Se
         broker.cleanup()
 
 
-async def cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "controller", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def scrape(site: SecureSite) -> str:
     def get() -> str:
         url = f"http://{site.config.metrics.listen}/metrics"

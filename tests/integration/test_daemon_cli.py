@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from controller.config import MqttConfig
-from tests.integration.site import ROOT, iso_now, live_site
+from tests.integration.live import cli
+from tests.integration.site import iso_now, live_site
 from tests.support import MosquittoBroker, eventually
-
-
-async def cli(*args: str) -> tuple[int, str, str]:
-    """Run the real CLI without blocking this loop (the simulated devices live on it)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "controller", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_override_and_status_commands(mqtt_cfg: MqttConfig, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from tests.integration.live import cli
 from tests.integration.secure_site import (
     A1_AGENT,
     CONTROLLER,
@@ -28,7 +29,6 @@ from tests.integration.secure_site import (
     PASSWORDS,
     QSE,
     SecureSite,
-    cli,
     device_writes,
     rejected_total,
     render_acl,
