@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import statistics
 import sys
@@ -56,9 +57,10 @@ MARGIN_KW = 200.0
 def site_config(n_pools: int, *, price_step: bool) -> Config:
     drivers = ("mqtt", "modbus", "pdu")
     efficiencies = (17.0, 19.5, 21.5, 24.0, 27.0, 30.0, 34.0)
+    ports = itertools.count(10000)  # one Modbus address per device (a config rule)
     pools: list[dict[str, Any]] = []
     pdus: list[dict[str, Any]] = [
-        {"name": "pdu-gpu", "host": "127.0.0.1", "port": 502, "outlets": 24,
+        {"name": "pdu-gpu", "host": "127.0.0.1", "port": next(ports), "outlets": 24,
          "outlet_kw": 10.0, "protected": True},
     ]  # fmt: skip
     for i in range(n_pools):
@@ -72,10 +74,10 @@ def site_config(n_pools: int, *, price_step: bool) -> Config:
             "pdus": [f"pdu-{name}"],
         }
         if pool["driver"] == "modbus":
-            pool.update(host="127.0.0.1", port=502, unit_id=1)
+            pool.update(host="127.0.0.1", port=next(ports), unit_id=1)
         pools.append(pool)
         pdus.append(
-            {"name": f"pdu-{name}", "host": "127.0.0.1", "port": 502, "outlets": OUTLETS,
+            {"name": f"pdu-{name}", "host": "127.0.0.1", "port": next(ports), "outlets": OUTLETS,
              "outlet_kw": OUTLET_KW}
         )  # fmt: skip
     data: dict[str, Any] = {
@@ -90,8 +92,8 @@ def site_config(n_pools: int, *, price_step: bool) -> Config:
         },
         "control": {"tick_s": 1.0, "ramp_up_kw_per_s": 1e9 if price_step else 2000.0},
         "meters": [
-            {"name": "poi", "role": "site", "host": "127.0.0.1", "port": 502},
-            {"name": "gpu-a", "role": "gpu", "host": "127.0.0.1", "port": 502},
+            {"name": "poi", "role": "site", "host": "127.0.0.1", "port": next(ports)},
+            {"name": "gpu-a", "role": "gpu", "host": "127.0.0.1", "port": next(ports)},
         ],
         "gpu_tenants": [
             {"name": "tenant-a", "firm_kw": GPU_FIRM_KW, "meters": ["gpu-a"], "pdus": ["pdu-gpu"]}
@@ -189,6 +191,8 @@ def measure(
     times: list[int] = []
     changed: list[int] = []
     gc.collect()
+    gc.freeze()  # as the daemon does after its first decision (app.py): the site's long-lived
+    # objects leave the GC's scans, whose pauses otherwise dominate the p99
     for i in range(warmup + iterations):
         site.now += 1.0
         mutate(site, i)

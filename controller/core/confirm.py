@@ -60,7 +60,7 @@ def advance(
     # pending is not drift: its own timer runs.
     drift = climbing and not moved and (confirmed or not lowering)
     if moved or drift or (tripped and not ps.tripped):
-        seq = max(seq, min_seq) + 1
+        seq = (seq if seq > min_seq else min_seq) + 1
         lowers = target_kw < ps.target_kw - _EPS_KW or target_kw <= 0.0 or drift
         # A further lowering before the last one was confirmed keeps the timer running: a
         # staggered lowering must not postpone the escalation of a pool that does not move.
@@ -115,6 +115,8 @@ def advance(
         state=state,
         blind=blind,
     )
+    if seq != ps.seq or target_kw != ps.target_kw or state != ps.state:
+        return candidate  # changed for sure: skip the field-by-field comparison
     return ps if candidate == ps else candidate  # unchanged: keep the record (identity)
 
 
