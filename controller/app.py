@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -59,6 +60,9 @@ class Daemon:
             on_connect=self._on_connect,
             will_topic=self.topics.status,
             will_payload=payloads.dumps({"state": "offline"}),
+            # An instruction the QSE publishes while the daemon restarts or is cut off from the
+            # broker is queued by the broker and delivered when it is back: nothing is lost.
+            persistent=True,
         )
         self.observer = Observer(self.topics, self.clock, self.metrics, self._publish)
         self.inputs = Inputs(config, self.clock, self._on_reject)
@@ -140,15 +144,13 @@ class Daemon:
     async def run(self) -> int:
         quiet_pymodbus_logs()
         started = self.clock.monotonic()
-        self.metrics_server = self.metrics.start_server(self.config.metrics.listen)
-        log.info(
-            "starting",
-            site=self.config.site.name,
-            pools=len(self.config.pools),
-            metrics=self.config.metrics.listen,
-        )
+        log.info("starting", site=self.config.site.name, pools=len(self.config.pools))
+        # The store first: if it cannot be trusted, or another daemon holds it, nothing starts.
+        lock_fd = startup.lock_state_dir(Path(self.config.control.state_dir))
         try:
             self.store = await startup.open_store(self.config, self.loop, self.inputs)
+            self.metrics_server = self.metrics.start_server(self.config.metrics.listen)
+            log.info("metrics served", listen=self.config.metrics.listen)
             await self._prune()
             self._install_signals()
             self.loop.on_cycle = self._on_cycle
@@ -168,6 +170,7 @@ class Daemon:
                 await self.store.close()
             if self.metrics_server is not None:
                 self.metrics_server.close()
+            os.close(lock_fd)
         log.info("stopped")
         return 0
 

@@ -106,7 +106,11 @@ class MqttSession:
         protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V311,
         outbox_limit: int = 10_000,
         publish_timeout_s: float = 5.0,
+        persistent: bool = False,
     ) -> None:
+        """`persistent`: keep the session on the broker across disconnects and restarts (MQTT
+        3.1.1 clean_session = false, same client id): QoS 1 messages for it published while it
+        is away are queued by the broker and delivered when it is back."""
         self.cfg = cfg
         self.client_id = client_id or cfg.client_id
         self.stats = MqttStats()
@@ -121,6 +125,7 @@ class MqttSession:
             else OutMessage(will_topic, _as_bytes(will_payload or b""), 1, retain=True)
         )
         self._protocol = protocol
+        self._persistent = persistent
         self._publish_timeout_s = publish_timeout_s
         self._outbox: deque[OutMessage] = deque()
         self._outbox_limit = outbox_limit
@@ -203,7 +208,9 @@ class MqttSession:
         if self._will is not None:
             will = aiomqtt.Will(self._will.topic, self._will.payload, qos=1, retain=True)
         # Created here, inside the running loop: aiomqtt's Client needs one at construction.
-        client = make_client(self.cfg, self.client_id, will, self._protocol)
+        client = make_client(
+            self.cfg, self.client_id, will, self._protocol, persistent=self._persistent
+        )
         # A burst of 200 pool commands is normal; aiomqtt warns above 10 pending calls.
         client.pending_calls_threshold = self._outbox_limit
         backoff_s = BACKOFF_MIN_S
@@ -364,6 +371,8 @@ def make_client(
     will: aiomqtt.Will | None = None,
     protocol: aiomqtt.ProtocolVersion = aiomqtt.ProtocolVersion.V311,
     timeout_s: float = 10.0,
+    *,
+    persistent: bool = False,
 ) -> aiomqtt.Client:
     """An aiomqtt client from the config; call it inside the running loop."""
     tls = None
@@ -384,6 +393,8 @@ def make_client(
         keepalive=cfg.keepalive_s,
         timeout=timeout_s,
         tls_params=tls,
+        # MQTT 3.1.1 only (v5 has clean_start instead): a persistent session if asked for.
+        clean_session=(not persistent) if protocol == aiomqtt.ProtocolVersion.V311 else None,
         # Neither paho nor aiomqtt disables Nagle. Without this, a publish that follows our own
         # PUBACK of an incoming QoS 1 message waits for the broker's delayed ACK: about 40 ms
         # between a dispatch arriving and the pool commands leaving.

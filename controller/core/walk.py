@@ -140,17 +140,18 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
         room_kw -= sum(max(r.ps.target_kw, r.measured_kw) for r in raises)
         for r in raises:  # merit order
             base_kw = max(r.ps.target_kw, r.measured_kw)
+            # Over the cap already (a lowering in flight, drift): no raise at all, not even up
+            # to what the pool still measures.
+            limit_kw = base_kw + room_kw if room_kw > _EPS_KW else r.ps.target_kw
+            if r.ps.cut and r.spec.outlet_steps_kw is None and base_kw + room_kw < r.spec.max_kw:
+                # Lifting a PDU cut energises every outlet: until its agent is seen to obey
+                # again, the pool may draw all it can. Only room for that lifts the cut.
+                limit_kw = r.ps.target_kw
             target_kw, outlets_on = clip_raise(
-                r.spec,
-                r.ps.target_kw,
-                r.ps.outlets_on,
-                r.target_kw,
-                r.outlets_on,
-                # Over the cap already (a lowering in flight, drift): no raise at all, not even
-                # up to what the pool still measures.
-                base_kw + room_kw if room_kw > _EPS_KW else r.ps.target_kw,
+                r.spec, r.ps.target_kw, r.ps.outlets_on, r.target_kw, r.outlets_on, limit_kw
             )
-            room_kw -= max(target_kw, r.measured_kw) - base_kw
+            drawn_kw = r.spec.max_kw if r.ps.cut and target_kw > r.ps.target_kw else r.measured_kw
+            room_kw -= max(target_kw, drawn_kw) - base_kw
             held = target_kw < r.target_kw - _EPS_KW
             raised = raised or target_kw > r.ps.target_kw + _EPS_KW
             reason = "ramp" if held else r.reason

@@ -71,6 +71,7 @@ class Applier:
         self._seen: dict[str, PoolState] = {}
         self._desired: dict[str, tuple[bool, ...]] = {}  # per PDU, from the plan
         self._written: dict[str, tuple[bool, ...]] = {}  # per PDU, last vector written
+        self._restored: set[str] = set()  # pools whose last cmd the state store holds
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
 
     def applied_seq(self, pool: str) -> int:
@@ -110,14 +111,19 @@ class Applier:
         """After a restart: what the store says was last sent. A PLC or PDU pool reports this
         seq as applied, so its restored target confirms by telemetry; no command is re-sent."""
         self._sent_seq.update({name: ps.seq for name, ps in pools.items()})
+        # Their last cmd is ours too: a broker that lost it (restarted without persistence)
+        # gets it back, same seq and target, after any reconnect (CONTRACT 7).
+        self._restored = set(pools)
 
     def republish_commands(self, plan: Plan | None) -> None:
         """After a reconnect: every MQTT pool's retained cmd again, with the same seq."""
         if plan is None:
             return
         for name, ps in plan.pools.items():
-            if self._drivers.get(name) != "mqtt" or ps.target_at == NEVER:
+            if self._drivers.get(name) != "mqtt":
                 continue
+            if ps.target_at == NEVER and name not in self._restored:
+                continue  # never commanded, by this life or the last: nothing of ours to repeat
             if self._publish(self.topics.pool_cmd(name), payloads.pool_cmd(ps, plan.at), 1, True):
                 self._sent_seq[name] = ps.seq
 

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from controller.adapters.store import AsyncStateStore
+from controller.adapters.store import AsyncStateStore, AuditRecord, StoreDelta
 from controller.clock import Clock
 from controller.config import Config
 from controller.core.decide import decide
@@ -27,6 +27,7 @@ from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.site import compile_site
 from controller.core.state import ControllerState, initial_state
 from controller.logs import get
+from controller.model import OverrideRequest
 from controller.runtime import payloads, persist
 from controller.runtime.apply import Applier, ApplyReport
 from controller.runtime.inputs import Inputs, Trigger
@@ -79,6 +80,12 @@ class ControlLoop:
         self.on_cycle: Callable[[], None] | None = None  # the systemd watchdog, from the loop
         self._failing_since: float | None = None
         self._emergency_done = False
+        self._flush: asyncio.Task[None] | None = None
+        # What the state store holds (None: not known, the next write rewrites it all), and the
+        # overrides whose nonces no successful write has kept yet.
+        self._stored: ControllerState | None = self.state
+        self._unsaved_overrides: tuple[OverrideRequest, ...] = ()
+        observer.on_pending = self._audit_pending
 
     # -- running -------------------------------------------------------------------------------
 
@@ -132,7 +139,7 @@ class ControlLoop:
             self.report.record(decision, previous, snap)
         except Exception:  # noqa: BLE001 - reporting must never stop control
             self.observer.internal_error("events")
-        await self._persist(previous, decision.next_state, snap)
+        await self._persist(decision.next_state, snap)
         report = await self._apply(decision.plan)
         self.observer.release()
         override_changed, self.inputs.override_changed = self.inputs.override_changed, False
@@ -151,19 +158,20 @@ class ControlLoop:
             self.observer.internal_error("metrics")
         self.first_decision.set()
 
-    async def _persist(
-        self, before: ControllerState, after: ControllerState, snap: Snapshot
-    ) -> None:
+    async def _persist(self, after: ControllerState, snap: Snapshot) -> None:
         """The change, durable before the commands it causes (CONTRACT 7). A store that fails
-        does not hold a command back: lowering for safety matters more than the record."""
+        does not hold a command back: lowering for safety matters more than the record. What
+        a failed write did not keep is carried into the next one: the delta is taken from what
+        the store holds, not from the last decision."""
         if self.store is None:
             return
+        self._unsaved_overrides += snap.override_inbox
         audit = self.observer.take_audit()
         try:
             delta = persist.delta(
-                before,
+                self._stored,
                 after,
-                overrides_accepted=snap.override_inbox,
+                overrides_accepted=self._unsaved_overrides,
                 nonce_keep_s=self.inputs.nonce_keep_s,
                 audit=audit,
             )
@@ -175,17 +183,42 @@ class ControlLoop:
             await asyncio.wait_for(asyncio.shield(write), STORE_WRITE_WAIT_S)
         except TimeoutError:
             self.stats.slow_writes += 1
-            write.add_done_callback(self._late_write_done)
+            write.add_done_callback(lambda done: self._late_write_done(done, audit))
             log.warning(
                 "state store write still running; commands go out", wait_s=STORE_WRITE_WAIT_S
             )
         except Exception:  # noqa: BLE001 - disk full, a bug: counted, and control goes on
             self.observer.return_audit(audit)
             self.observer.internal_error("store")
+            return
+        self._stored, self._unsaved_overrides = after, ()
 
-    def _late_write_done(self, write: asyncio.Future[None]) -> None:
+    def _audit_pending(self) -> None:
+        """An event record kept outside a decision: to the store now, a burst in one write."""
+        if self.store is None or (self._flush is not None and not self._flush.done()):
+            return
+        try:
+            self._flush = asyncio.get_running_loop().create_task(self._flush_audit())
+        except RuntimeError:  # no loop running (a test without one): the next decision writes it
+            self._flush = None
+
+    async def _flush_audit(self) -> None:
+        await asyncio.sleep(0)  # let a burst of rejections gather into one transaction
+        records = self.observer.take_audit()
+        if not records or self.store is None:
+            return
+        try:
+            await self.store.write(StoreDelta(audit=records))
+        except Exception:  # noqa: BLE001
+            self.observer.return_audit(records)
+            self.observer.internal_error("store")
+
+    def _late_write_done(self, write: asyncio.Future[None], audit: list[AuditRecord]) -> None:
         exc = None if write.cancelled() else write.exception()
         if exc is not None:
+            # Later writes took this one as done: the next one rewrites the whole state.
+            self._stored = None
+            self.observer.return_audit(audit)
             self.observer.internal_error("store", exc)
 
     async def _apply(self, plan: Plan) -> ApplyReport:
@@ -241,7 +274,7 @@ class ControlLoop:
         self.state = curtail_all(previous, compile_site(self.config), now)
         self.plan = curtail_plan(self.plan, self.state, now, failsafe)
         self.observer.event("curtail_all", failsafe=sorted(failsafe))
-        await self._persist(previous, self.state, Snapshot())
+        await self._persist(self.state, Snapshot())
         await self._apply(self.plan)
         try:
             self.report.publish_plan(self.plan)
@@ -265,7 +298,7 @@ class ControlLoop:
 
     def restore(self, state: ControllerState) -> None:
         """The state a restart continues from (persist.restore); nothing is sent for it."""
-        self.state = state
+        self.state = self._stored = state
         self.applier.restore(state.pools)
 
     def republish_retained(self) -> None:

@@ -48,6 +48,9 @@ class Observer:
         self._audit: deque[AuditRecord] = deque(maxlen=MAX_AUDIT_BACKLOG)
         self._held: list[bytes] | None = None
         self._reporting_error = False
+        # Called when a record is kept outside a decision (a rejection, a device going down):
+        # the loop writes it to the store at once rather than with the next decision.
+        self.on_pending: Callable[[], None] | None = None
         # (trigger, first command s, last command s) after the event's arrival: the demo's
         # reaction-time report reads these
         self.reactions: deque[tuple[str, float, float]] = deque(maxlen=256)
@@ -72,6 +75,8 @@ class Observer:
                 self._held.append(payload)
             else:
                 self.publish(self.topics.events, payload, 1, False)
+                if self.on_pending is not None:
+                    self.on_pending()
         except Exception:  # noqa: BLE001 - reporting must never stop control (I10)
             self.internal_error("events")
             return False

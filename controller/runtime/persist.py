@@ -60,18 +60,23 @@ def _pool(p: StoredPool) -> PoolState:
 
 
 def delta(
-    before: ControllerState,
+    before: ControllerState | None,
     after: ControllerState,
     *,
     overrides_accepted: Iterable[OverrideRequest],
     nonce_keep_s: float,
     audit: list[AuditRecord],
 ) -> StoreDelta:
-    """What one decision changed, as one transaction."""
+    """What changed since `before` (what the store holds), as one transaction; with `before`
+    None (not known), every row: obligations, override and trip replaced, every pool."""
     d = StoreDelta(audit=audit)
-    if after.obligations != before.obligations:
+    if before is None:
+        before = ControllerState(started_at=after.started_at, trip_active=not after.trip_active)
+        d.override_changed = True
+        d.obligations = {}
+    if after.obligations != before.obligations or d.obligations is not None:
         d.obligations = {_key(o): _dumps(_obligation_doc(o)) for o in after.obligations}
-    if after.override != before.override:
+    if after.override != before.override or d.override_changed:
         d.override_changed = True
         d.override = None if after.override is None else _dumps(asdict(after.override))
     for request in overrides_accepted:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from pathlib import Path
 
 from controller.adapters.store import DB_NAME, AsyncStateStore, StoreError
@@ -22,6 +24,34 @@ from controller.runtime.inputs import Inputs
 from controller.runtime.loop import ControlLoop
 
 POLL_S = 0.02
+LOCK_NAME = "curtaild.lock"
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """One daemon per state directory: an exclusive lock held for the life of the process (the
+    kernel drops it when the process dies, kill -9 included). Two daemons on one store would
+    both command the devices. Returns the descriptor to keep open; StoreError when taken."""
+    path = state_dir / LOCK_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(
+            f"state directory {state_dir}: cannot create {LOCK_NAME} ({exc.strerror}); "
+            "create it writable by the service user, or set control.state_dir"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StoreError(
+            f"state directory {state_dir} is in use by another curtaild (pid {holder}); one "
+            "daemon per site: stop the other one, or give this one its own control.state_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 async def open_store(config: Config, loop: ControlLoop, inputs: Inputs) -> AsyncStateStore:

@@ -61,6 +61,18 @@ async def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert "--ttl 'soon'" in err
 
 
+async def test_a_second_daemon_on_the_same_state_directory_refuses_to_start(
+    mqtt_cfg: MqttConfig, tmp_path: Path
+) -> None:
+    async with live_site(mqtt_cfg, tmp_path) as site:
+        code, _, err = await cli("run", "--config", str(site.config_path))
+        assert code == 1, err
+        assert "in use by another curtaild" in err
+        assert str(site.process.pid) in err
+        assert "Traceback" not in err
+        assert site.process.poll() is None  # the first one runs on
+
+
 async def test_retained_topics_come_back_after_a_broker_restart(
     fresh_broker: MosquittoBroker, tmp_path: Path
 ) -> None:

@@ -170,3 +170,20 @@ async def test_signed_override_replayed_after_restart_is_rejected(
         async with Sampler(site.sim.mining_kw) as mining:
             await asyncio.sleep(1.0)
         assert min(kw for _, kw in mining.samples) == pytest.approx(FLEET_KW)  # no effect
+
+
+async def test_an_instruction_published_while_the_daemon_is_down_is_carried_out(
+    mqtt_cfg: MqttConfig, tmp_path: Path
+) -> None:
+    # The daemon's MQTT session is persistent: the broker queues a QoS 1 instruction for it
+    # while it is down and delivers it when it is back (nothing lost, CONTRACT 7).
+    async with live_site(mqtt_cfg, tmp_path) as site:
+        await site.price(20.0)
+        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.kill9()
+        mark = site.probe.mark()
+        await site.dispatch(ecrs("E9", 5.0))
+        await site.restart()
+        ack = await site.ack("E9", "accepted", since=mark)
+        assert ack["target_kw"] == pytest.approx(FLEET_KW - 5000)
+        await eventually(lambda: site.sim.mining_kw() <= at_most(FLEET_KW - 5000), 5)

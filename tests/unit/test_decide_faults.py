@@ -322,3 +322,20 @@ def test_drift_room_is_not_given_back_while_the_drifting_pool_still_measures_hig
         decision = sim.step()
         for name, target_kw in lowered.items():
             assert decision.plan.pools[name].target_kw <= target_kw + 1e-6
+
+
+def test_a_cut_pool_is_raised_only_into_room_for_all_it_can_draw() -> None:
+    # A stuck agent whose PDU was cut: lifting the cut energises every outlet, and its miners
+    # draw their full load until it is proven obedient. A limit leaving less room than that
+    # must not lift the cut (it used to flap: lift, overdraw, escalate, cut, lift...).
+    sim = running(SiteSim(make_config()))
+    sim.stuck.add("eff")  # the most efficient pool: the first one given room
+    sim.stuck_power_kw["eff"] = 6000.0
+    sim.override("curtail", ttl_s=3600)
+    eff = sim.run(12).plan.pools["eff"]
+    assert (eff.cut, sim.power_kw["eff"]) == (True, 0.0)
+    sim.override("limit", ttl_s=3600, limit_kw=1000.0)
+    for _ in range(20):
+        decision = sim.step()
+        assert sim.mining_kw <= 1000 + 1e-6, decision.plan.pools["eff"]
+    assert decision.plan.pools["eff"].cut

@@ -181,3 +181,33 @@ async def test_a_hung_disk_delays_commands_by_half_a_second_at_most(
                 break
     else:
         raise AssertionError("the late write never landed")
+
+
+async def test_a_record_kept_outside_a_decision_is_in_the_store_at_once(rig: Rig) -> None:
+    import asyncio
+
+    rig.inputs.on_message(rig.config.feeds.dispatch_topic, b"{not json", False)  # rejected
+    for _ in range(3):
+        await asyncio.sleep(0)  # no decision in between: the flush writes it
+    await asyncio.sleep(0.05)
+    with StateStore.open(rig.store.path) as store:
+        kinds = [r.kind for r in store.audit()]
+    assert "rejected" in kinds
+
+
+async def test_what_a_failed_write_did_not_keep_goes_with_the_next_one(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def disk_full(_: Any) -> None:
+        raise OSError("No space left on device")
+
+    real = rig.store.write
+    monkeypatch.setattr(rig.store, "write", disk_full)
+    rig.message(rig.config.feeds.dispatch_topic, _ecrs("VDI-6", 6.0))
+    rig.clock.now += 1
+    await rig.loop.step()  # accepted while the disk is full
+    monkeypatch.setattr(rig.store, "write", real)
+    rig.clock.now += 1
+    await rig.loop.step()  # the disk has room again; this decision changes nothing itself
+    with StateStore.open(rig.store.path) as store:
+        assert "id:VDI-6" in store.load().obligations

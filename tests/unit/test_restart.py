@@ -124,3 +124,37 @@ async def test_a_store_row_this_version_cannot_read_stops_the_start(tmp_path: Pa
     await again.store.close()
     with pytest.raises(StoreError, match=str(tmp_path / DB_NAME)):
         await open_store(rig.config, again.loop, again.inputs)
+
+
+async def test_a_broker_that_lost_the_retained_cmds_gets_the_stored_ones_back(
+    tmp_path: Path,
+) -> None:
+    rig = await _running(tmp_path)
+    stored = {n: (ps.seq, ps.target_kw) for n, ps in rig.loop.state.pools.items()}
+    again = await _restart(rig)
+    _price(again, 20.0)
+    again.telemetry(
+        {"eff": 6000.0, "mid": 6000.0, "old": 6000.0}, {n: s for n, (s, _) in stored.items()}
+    )
+    await again.loop.step()
+    again.sent.clear()
+    again.loop.republish_retained()  # the broker restarted without persistence
+    for name, (seq, target_kw) in stored.items():
+        (cmd,) = again.cmds(name)
+        assert (cmd["seq"], cmd["target_kw"]) == (seq, target_kw)
+    await rig.store.close()
+    await again.store.close()
+
+
+def test_one_daemon_per_state_directory(tmp_path: Path) -> None:
+    import os
+
+    from controller.runtime.startup import lock_state_dir
+
+    fd = lock_state_dir(tmp_path)
+    try:
+        with pytest.raises(StoreError, match=f"in use by another curtaild \\(pid {os.getpid()}\\)"):
+            lock_state_dir(tmp_path)
+    finally:
+        os.close(fd)
+    os.close(lock_state_dir(tmp_path))  # released with its descriptor (or its process)
