@@ -69,6 +69,8 @@ SCENARIOS = [
              each(faults_restart.kill9_before_complied)),
     Scenario("kill9-rejected", "kill -9 right after an instruction was rejected", 5,
              each(faults_restart.kill9_after_rejected)),
+    Scenario("kill9-down", "an ECRS published while the daemon is down (killed), then restart", 3,
+             each(faults_restart.instruction_while_down)),
     Scenario("broker", "mosquitto restarted (1 s down, retained lost) during a complied ECRS", 5,
              each(faults_restart.broker_restart)),
     Scenario("kill9-broker", "kill -9 and restart during an ECRS, then mosquitto restarted", 3,

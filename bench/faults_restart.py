@@ -187,6 +187,26 @@ async def kill9_after_rejected(env: Env, rnd: Round, n: int) -> None:
         await site.restart()
 
 
+# -- an instruction published while the daemon is down --------------------------------------------
+
+
+async def instruction_while_down(env: Env, rnd: Round, n: int) -> None:
+    """kill -9, an ECRS published (QoS 1, not retained, as a QSE gateway sends it) while no
+    daemon runs, then the restart: is the instruction ever seen?"""
+    msg_id = f"D{n}"
+    async with site_round(env, rnd) as site:
+        await site.price(20.0)
+        await until(lambda: full(site), 5, "fleet running at 20 $/MWh")
+        await site.kill9()
+        await site.dispatch(ecrs(msg_id, 2.0))
+        await site.restart()
+        await asyncio.sleep(2.0)
+        rnd.check(
+            bool(site.acks(msg_id)),
+            "an ECRS published while the daemon was down: never acked, never deployed",
+        )
+
+
 # -- mosquitto restarted ------------------------------------------------------------------------
 
 
