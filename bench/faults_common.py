@@ -170,6 +170,10 @@ async def ack_arrival(
     )
 
 
+def failed(rnd: Round, exc: Exception) -> None:
+    rnd.lost.append(f"round failed: {type(exc).__name__}: {exc}".splitlines()[0][:300])
+
+
 OneRound = Callable[[Env, Round, int], Awaitable[None]]
 
 
@@ -181,6 +185,6 @@ async def repeat(env: Env, rounds: int, one: OneRound) -> list[Round]:
         out.append(rnd)
         try:
             await one(env, rnd, n)
-        except (NotSeenError, AssertionError, OSError, RuntimeError) as exc:
-            rnd.lost.append(f"round failed: {exc}".splitlines()[0][:300])
+        except Exception as exc:  # noqa: BLE001 - a failed round is a finding; the next one runs
+            failed(rnd, exc)
     return out

@@ -16,6 +16,7 @@ from bench.faults_common import (
     arrival,
     db_of,
     event_is,
+    failed,
     site_round,
     stored_audit,
     until,
@@ -45,8 +46,8 @@ async def poison_messages(env: Env, rounds: int) -> list[Round]:
         ids = {a.get("id") for a in stored_audit(db_of(site)) if a["event"] == "rejected"}
         for n, rnd in enumerate(out):
             rnd.check(f"POISON-{n}" in ids, f"no `rejected` record of POISON-{n} in the store")
-    except (AssertionError, OSError, RuntimeError) as exc:
-        last.lost.append(f"round failed: {exc}".splitlines()[0][:300])
+    except Exception as exc:  # noqa: BLE001 - a failed run is a finding; the bench goes on
+        failed(last, exc)
     return out
 
 
@@ -87,8 +88,8 @@ async def reload_unreadable_key(env: Env, rounds: int) -> list[Round]:
     last = out[-1]
     try:
         await reload_rounds(env, out)
-    except (AssertionError, OSError, RuntimeError) as exc:
-        last.lost.append(f"round failed: {exc}".splitlines()[0][:300])
+    except Exception as exc:  # noqa: BLE001 - a failed run is a finding; the bench goes on
+        failed(last, exc)
     return out
 
 
