@@ -93,6 +93,8 @@ SCENARIOS = [
              faults_inputs.reload_unreadable_key),
     Scenario("decide", "decide() raising on every decision (in process, loop_rig)", 5,
              each(faults_local.decisions_failing)),
+    Scenario("store-full", "every store write failing (disk full) during an ECRS, then back "
+             "(in process, loop_rig)", 3, each(faults_local.store_full)),
     Scenario("store-page", "state store with a damaged page, at start", 5, corrupt("page")),
     Scenario("store-garbage", "state store overwritten with random bytes, at start", 5,
              corrupt("garbage")),

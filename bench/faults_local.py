@@ -104,6 +104,53 @@ def failsafe(rig: Rig, mark: int) -> list[str] | None:
     return None if not docs else list(docs[-1].get("failsafe", []))
 
 
+# -- the state store failing for a while (disk full), then back ----------------------------------
+
+
+async def store_full(env: Env, rnd: Round, n: int) -> None:
+    """Every store write fails (disk full) while an ECRS is accepted and complied; then writes
+    succeed again. Is the deployment in the store, as a restarted daemon would read it?"""
+    tmp = env.scratch()
+    rig = await make_rig(make_config(control={"state_dir": str(tmp)}), tmp)
+    try:
+        rig.message(rig.config.feeds.price_topic.replace("#", "rt"), json.loads(sced(20.0)))
+        rig.telemetry(dict.fromkeys(POOLS, 6000.0))
+        await rig.loop.step()
+
+        async def disk_full(_: Any) -> None:
+            raise OSError(28, "No space left on device")
+
+        setattr(rig.store, "write", disk_full)  # noqa: B010 - as test_loop_faults patches it
+        msg_id = f"VDI-FULL-{n}"
+        at = rig.clock.now
+        notified = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at))
+        rig.message(rig.config.feeds.dispatch_topic,
+                    {"id": msg_id, "type": "ECRS", "mw": 6.0, "notified_at": notified})  # fmt: skip
+        for _ in range(4):  # accepted, commanded, complied: all while the disk is full
+            rig.clock.now += 1
+            await rig.loop.step()
+            rig.follow()
+        acks = [a["status"] for a in rig.json_on("dispatch/ack") if a["id"] == msg_id]
+        rnd.check(acks[:2] == ["accepted", "complied"], f"acks while the disk was full: {acks}")
+        delattr(rig.store, "write")  # space again
+        for _ in range(3):
+            rig.clock.now += 1
+            rig.follow()
+            await rig.loop.step()
+    finally:
+        await rig.store.close()
+    with StateStore.open(tmp / DB_NAME, create=False) as store:
+        stored = store.load()
+        audit = [json.loads(r.doc) for r in store.audit()]
+    rnd.check(
+        f"id:{msg_id}" in stored.obligations,
+        "an ECRS accepted while the store was failing is still not in it after writes succeed "
+        "again: a restart now would forget the deployment",
+    )
+    kept = {a["status"] for a in audit if a["event"] == "ack" and a.get("id") == msg_id}
+    rnd.check(kept >= {"accepted", "complied"}, f"acks kept in the audit: {sorted(kept)}")
+
+
 # -- a corrupt state store at start ---------------------------------------------------------------
 
 
