@@ -59,7 +59,7 @@ backtest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_decide.py
 
-# Every fault of docs/reliability.md against the real daemon and mosquitto (about 10 minutes;
+# Every fault of docs/reliability.md against the real daemon and mosquitto (about 5 minutes;
 # not next to a test run: both load the machine).
 bench-faults: $(STAMP) broker
 	$(BIN)/python bench/bench_faults.py

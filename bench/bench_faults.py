@@ -11,7 +11,7 @@ fault. "Lost" lists what a round found missing or wrong; empty means nothing was
 Two scenarios run in this process: decide() failing (the daemon's own loop and SQLite store,
 tests/unit/loop_rig.py, on the wall clock) and the corrupt store (no broker needed).
 
-Run: `.venv/bin/python bench/bench_faults.py` (or `make bench-faults`): about 10 minutes.
+Run: `.venv/bin/python bench/bench_faults.py` (or `make bench-faults`): about 5 minutes.
 `--only KEY,...` runs some scenarios, `--rounds N` overrides every round count, `--no-write`
 leaves RESULTS.md alone. Not next to a test run: both load the 2 cores.
 """
