@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench backtest broker clean
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker clean
 
 all: test
 
@@ -58,6 +58,11 @@ backtest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_decide.py
+
+# Every fault of docs/reliability.md against the real daemon and mosquitto (about 5 minutes;
+# not next to a test run: both load the machine).
+bench-faults: $(STAMP) broker
+	$(BIN)/python bench/bench_faults.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

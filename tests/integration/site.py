@@ -27,7 +27,8 @@ from controller.sim.site import SimSite
 from tests.integration.documents import iso_now, sced
 from tests.integration.faults import NotifyListener
 from tests.integration.live import ROOT, LiveSite, spawn_daemon, stop_daemon
-from tests.support import MqttProbe, free_port
+from tests.support import MqttProbe
+from tests.support import free_port as support_free_port
 
 # Other integration modules import the documents, ROOT and spawn_daemon from here.
 __all__ = ["FLEET_KW", "POI_KW", "ROOT", "LiveSite", "iso_now", "live_site", "sced", "site_data",
@@ -40,6 +41,17 @@ POI_KW = 30000.0
 
 
 def site_data(mqtt: MqttConfig, **sections: Any) -> dict[str, Any]:
+    taken: set[int] = set()
+
+    def free_port() -> int:
+        # The OS may hand the same free port out twice in a row (about 1 site in 300 here):
+        # two devices on one port would fail check_site, so each device gets a distinct one.
+        port = support_free_port()
+        while port in taken:
+            port = support_free_port()
+        taken.add(port)
+        return port
+
     def pdu(name: str, outlets: int = 64, outlet_kw: float = 60.0, **kw: Any) -> dict[str, Any]:
         return {"name": name, "host": "127.0.0.1", "port": free_port(), "outlets": outlets,
                 "outlet_kw": outlet_kw, **kw}  # fmt: skip
