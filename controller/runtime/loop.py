@@ -139,9 +139,11 @@ class ControlLoop:
             self.report.record(decision, previous, snap)
         except Exception:  # noqa: BLE001 - reporting must never stop control
             self.observer.internal_error("events")
+        waiting = self.observer.unwritten  # records kept earlier go with this write
         await self._persist(decision.next_state, snap)
         report = await self._apply(decision.plan)
         self.observer.release()
+        self.observer.release_written(waiting)
         override_changed, self.inputs.override_changed = self.inputs.override_changed, False
         try:
             self.report.publish_decision(
@@ -203,15 +205,23 @@ class ControlLoop:
             self._flush = None
 
     async def _flush_audit(self) -> None:
+        observer = self.observer
         await asyncio.sleep(0)  # let a burst of rejections gather into one transaction
-        records = self.observer.take_audit()
-        if not records or self.store is None:
-            return
-        try:
-            await self.store.write(StoreDelta(audit=records))
-        except Exception:  # noqa: BLE001
-            self.observer.return_audit(records)
-            self.observer.internal_error("store")
+        while observer.has_audit or observer.unwritten:
+            waiting = observer.unwritten
+            records = observer.take_audit()
+            try:
+                if records and self.store is not None:
+                    write = self.store.write(StoreDelta(audit=records))
+                    await asyncio.wait_for(asyncio.shield(write), STORE_WRITE_WAIT_S)
+            except TimeoutError:
+                self.stats.slow_writes += 1
+            except Exception:  # noqa: BLE001
+                observer.return_audit(records)
+                observer.internal_error("store")
+                observer.release_written(waiting)  # a failing store must not silence answers
+                return
+            observer.release_written(waiting)
 
     def _late_write_done(self, write: asyncio.Future[None], audit: list[AuditRecord]) -> None:
         exc = None if write.cancelled() else write.exception()

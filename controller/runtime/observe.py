@@ -49,8 +49,10 @@ class Observer:
         self._held: list[bytes] | None = None
         self._reporting_error = False
         # Called when a record is kept outside a decision (a rejection, a device going down):
-        # the loop writes it to the store at once rather than with the next decision.
+        # the loop writes it to the store at once, then `release_written` publishes it, so that
+        # nothing is seen on the broker that the audit trail could miss.
         self.on_pending: Callable[[], None] | None = None
+        self._unwritten: list[tuple[str, bytes]] = []
         # (trigger, first command s, last command s) after the event's arrival: the demo's
         # reaction-time report reads these
         self.reactions: deque[tuple[str, float, float]] = deque(maxlen=256)
@@ -74,9 +76,7 @@ class Observer:
             if self._held is not None:
                 self._held.append(payload)
             else:
-                self.publish(self.topics.events, payload, 1, False)
-                if self.on_pending is not None:
-                    self.on_pending()
+                self.publish_after_audit(self.topics.events, payload)
         except Exception:  # noqa: BLE001 - reporting must never stop control (I10)
             self.internal_error("events")
             return False
@@ -90,6 +90,30 @@ class Observer:
         held, self._held = self._held or [], None
         for payload in held:
             self.publish(self.topics.events, payload, 1, False)
+
+    def publish_after_audit(self, topic: str, payload: bytes) -> None:
+        """Publish once the audit records kept so far are in the store (at once without one)."""
+        if self.on_pending is None:
+            self.publish(topic, payload, 1, False)
+            return
+        self._unwritten.append((topic, payload))
+        self.on_pending()
+
+    @property
+    def unwritten(self) -> int:
+        """Publishes waiting for a store write."""
+        return len(self._unwritten)
+
+    def release_written(self, count: int) -> None:
+        """The store write that `on_pending` asked for is done (or failed): publish the first
+        `count` waiting messages (those whose records it carried)."""
+        released, self._unwritten = self._unwritten[:count], self._unwritten[count:]
+        for topic, payload in released:
+            self.publish(topic, payload, 1, False)
+
+    @property
+    def has_audit(self) -> bool:
+        return bool(self._audit)
 
     def take_audit(self) -> list[AuditRecord]:
         records = list(self._audit)

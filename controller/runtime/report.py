@@ -115,7 +115,7 @@ class Reporter:
     def publish_rejected_ack(self, msg_id: str | None, reason: str) -> None:
         """Every instruction is answered, a rejected one too (CONTRACT 2.2)."""
         doc = payloads.rejected_ack(msg_id, reason, self.clock.time())
-        self.publish(self.topics.dispatch_ack, doc, 1, False)
+        self.observer.publish_after_audit(self.topics.dispatch_ack, doc)
 
     def show_failsafe(self, failsafe: frozenset[str]) -> None:
         if failsafe != self.failsafe:
