@@ -84,11 +84,14 @@ def advance(
         confirmed = _confirmed(spec, target_kw, lowering, seq, escalated_at, t)
         if confirmed:
             faulted = False
+    # A hard-cut path exists for a setpoint pool behind PDUs; an outlet pool's own command is
+    # already its outlets, so a cut would change nothing: it goes straight to faulted.
+    cuttable = spec.has_pdus and spec.outlet_steps_kw is None
     if not confirmed and lowering:
-        if unreachable and escalated_at is None and spec.has_pdus:
+        if unreachable and escalated_at is None and cuttable:
             escalated_at, cut = now, True  # no agent to tell: cut at once (CONTRACT 7)
         elif escalated_at is None and now - target_at >= confirm_timeout_s:
-            if spec.has_pdus:
+            if cuttable:
                 escalated_at, cut = now, True
             else:
                 faulted = True  # no hard-cut path: straight to faulted

@@ -115,16 +115,15 @@ class Applier:
         # gets it back, same seq and target, after any reconnect (CONTRACT 7).
         self._restored = set(pools)
 
-    def republish_commands(self, plan: Plan | None) -> None:
-        """After a reconnect: every MQTT pool's retained cmd again, with the same seq."""
-        if plan is None:
-            return
-        for name, ps in plan.pools.items():
+    def republish_commands(self, pools: Mapping[str, PoolState], at: float) -> None:
+        """After a reconnect: every MQTT pool's retained cmd again, with the same seq (also
+        before the first decision after a restart: the stored ones)."""
+        for name, ps in pools.items():
             if self._drivers.get(name) != "mqtt":
                 continue
             if ps.target_at == NEVER and name not in self._restored:
                 continue  # never commanded, by this life or the last: nothing of ours to repeat
-            if self._publish(self.topics.pool_cmd(name), payloads.pool_cmd(ps, plan.at), 1, True):
+            if self._publish(self.topics.pool_cmd(name), payloads.pool_cmd(ps, at), 1, True):
                 self._sent_seq[name] = ps.seq
 
     def forget_writes(self) -> None:

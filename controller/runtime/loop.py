@@ -321,7 +321,7 @@ class ControlLoop:
         )
         if self.plan is not None:
             r.publish_plan(self.plan)
-        self.applier.republish_commands(self.plan)
+        self.applier.republish_commands(self.state.pools, self.clock.time())
 
     def reconfigure(self, config: Config) -> Callable[[], None]:
         def commit() -> None:
