@@ -82,6 +82,11 @@ def delta(
     for request in overrides_accepted:
         d.nonces[request.nonce] = request.issued_at + nonce_keep_s
     for name, ps in after.pools.items():
+        if ps.target_at == NEVER:
+            # Not commanded in this life: a record seeded from telemetry is a guess, not a cmd
+            # of ours (a restored one is in the store already). Only what was sent is kept, so
+            # that what a restart republishes is what the agents were told.
+            continue
         old = before.pools.get(name)
         if old is ps or (old is not None and _stored_fields(old) == _stored_fields(ps)):
             continue
