@@ -199,12 +199,17 @@ async def instruction_while_down(env: Env, rnd: Round, n: int) -> None:
         await until(lambda: full(site), 5, "fleet running at 20 $/MWh")
         await site.kill9()
         await site.dispatch(ecrs(msg_id, 2.0))
-        await site.restart()
-        await asyncio.sleep(2.0)
-        rnd.check(
-            bool(site.acks(msg_id)),
-            "an ECRS published while the daemon was down: never acked, never deployed",
-        )
+        restarted = time.monotonic()
+        await site.restart(wait_online=False)
+        try:
+            await site.ack(msg_id, "accepted", timeout_s=5.0)
+        except AssertionError:
+            rnd.check(False, "an ECRS published while the daemon was down: never acked")
+            return
+        rnd.took("restart -> `accepted` ack of the ECRS queued by the broker", restarted,
+                 time.monotonic())  # fmt: skip
+        await until(lambda: site.sim.mining_kw() <= at_most(FLEET_KW - 2000), 5, "deployed")
+        rnd.took("restart -> the queued ECRS deployed", restarted, time.monotonic())
 
 
 # -- mosquitto restarted ------------------------------------------------------------------------
