@@ -126,10 +126,6 @@ class Applier:
             if self._publish(self.topics.pool_cmd(name), payloads.pool_cmd(ps, at), 1, True):
                 self._sent_seq[name] = ps.seq
 
-    def forget_writes(self) -> None:
-        """Make the next apply rewrite every outlet vector (after a device came back)."""
-        self._written.clear()
-
     def _plan_outlets(self, pool: str, ps: PoolState) -> None:
         names = self._pool_pdus.get(pool)
         if not names or (ps.target_at == NEVER and not ps.cut):
