@@ -38,7 +38,15 @@ def advance(
     a new command goes out above it so that the agent never ignores it.
     """
     t = telemetry
-    climbing = t is not None and not unreachable and t.power_kw > target_kw + spec.tolerance_kw
+    # An outlet pool whose outlets were never commanded has a measured load for a target, not a
+    # command: miners wander around it, and there is nothing of ours to repeat (no drift).
+    measured_target = spec.outlet_steps_kw is not None and ps.outlets_on is None
+    climbing = (
+        t is not None
+        and not unreachable
+        and not measured_target
+        and t.power_kw > target_kw + spec.tolerance_kw
+    )
     if (
         target_kw == ps.target_kw
         and ps.confirmed

@@ -237,6 +237,7 @@ def _pool_totals(
             t is not None
             and t.power_kw > ps.target_kw + spec.tolerance_kw
             and not (ps.lowering and not ps.confirmed)  # a lowering on its way is expected
+            and not (spec.outlet_steps_kw is not None and ps.outlets_on is None)  # a measure
         ):
             unexpected_kw += t.power_kw - ps.target_kw
         if not ps.confirmed and now - ps.target_at < settle_s:

@@ -339,3 +339,40 @@ def test_a_cut_pool_is_raised_only_into_room_for_all_it_can_draw() -> None:
         decision = sim.step()
         assert sim.mining_kw <= 1000 + 1e-6, decision.plan.pools["eff"]
     assert decision.plan.pools["eff"].cut
+
+
+def test_an_outlet_pool_seeded_at_its_measured_load_is_not_cut_for_wandering_above_it() -> None:
+    # Found by the fuzz run: a seeded outlet pool's target is a measurement (its outlets were
+    # never commanded); a load a little above it is not drift, and must not be "re-commanded"
+    # down to whole outlets, which cut the pool without a price reason.
+    sim = SiteSim(
+        make_config(
+            pools=[
+                {
+                    "name": "px",
+                    "driver": "pdu",
+                    "max_kw": 65.5,
+                    "efficiency_j_per_th": 21.5,
+                    "pdus": ["pdu-a"],
+                },
+            ],
+            pdus=[
+                {"name": "pdu-a", "host": "h", "port": 1, "outlets": 1, "outlet_kw": 65.5},
+                {
+                    "name": "pdu-gpu",
+                    "host": "h",
+                    "port": 3,
+                    "outlets": 4,
+                    "outlet_kw": 10,
+                    "protected": True,
+                },
+            ],
+        ),
+        price=None,
+    )
+    sim.power_kw["px"] = 32.75  # half of its one outlet's rating
+    sim.stuck.add("px")
+    sim.stuck_power_kw["px"] = 40.0  # then its miners draw a little more
+    for _ in range(5):
+        px = sim.step().plan.pools["px"]
+        assert (px.target_kw, px.target_at) == (32.75, NEVER)

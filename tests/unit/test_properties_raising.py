@@ -73,7 +73,7 @@ def test_property_restart_never_raises_above_telemetry(scenario: Scenario) -> No
             assert target_kw <= pool.max_kw + slack(0, target_kw), fail(
                 rec, f"{pool.name} at {target_kw!r} kW before any telemetry, above its max_kw"
             )
-            assert ps.target_at != rec.now or target_kw < pool.max_kw, fail(
+            assert ps.target_at != rec.now or target_kw < pool.max_kw or target_kw <= 0.0, fail(
                 rec, f"{pool.name} commanded to its max_kw before any telemetry"
             )
             continue
