@@ -24,9 +24,10 @@ from controller.adapters.metrics_server import MetricsServer
 from controller.adapters.modbus import quiet_pymodbus_logs
 from controller.adapters.mqtt import MqttSession, OutMessage
 from controller.adapters.store import AsyncStateStore
+from controller.backoff import BackoffPolicy
 from controller.clock import Clock, SystemClock
 from controller.config import Config, load_config
-from controller.drivers.health import BackoffPolicy, HealthBoard
+from controller.drivers.health import HealthBoard
 from controller.errors import ConfigError
 from controller.feeds.common import peek_id
 from controller.logs import get

@@ -14,8 +14,9 @@ from typing import Any
 
 from controller.adapters.metrics import Metrics
 from controller.adapters.store import DB_NAME, AsyncStateStore
+from controller.backoff import BackoffPolicy
 from controller.config import Config
-from controller.drivers.health import BackoffPolicy, HealthBoard
+from controller.drivers.health import HealthBoard
 from controller.model import PoolTelemetry, Reading
 from controller.runtime.apply import Applier
 from controller.runtime.inputs import Inputs
