@@ -6,6 +6,7 @@ import pytest
 
 from controller.adapters.modbus import DeviceError, EndpointPool
 from controller.backoff import BackoffPolicy
+from controller.clock import FakeClock
 from controller.drivers.health import (
     DeviceBackingOffError,
     DeviceHealth,
@@ -15,7 +16,7 @@ from controller.drivers.health import (
 from controller.drivers.meter import MeterDriver
 from controller.sim.modbus_devices import SimMeter
 from controller.sim.modbus_server import SimModbusSite
-from tests.drivers.helpers import FakeClock, meter_cfg
+from tests.drivers.helpers import meter_cfg
 
 
 def test_transitions_fire_once_per_change(clock: FakeClock) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from controller.adapters.metrics import Metrics
 from controller.adapters.store import DB_NAME, AsyncStateStore
 from controller.backoff import BackoffPolicy
+from controller.clock import FakeClock
 from controller.config import Config
 from controller.drivers.health import HealthBoard
 from controller.model import PoolTelemetry, Reading
@@ -25,21 +26,10 @@ from controller.runtime.observe import Observer
 from controller.runtime.topics import Topics
 
 
-class HandClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 @dataclass
 class Rig:
     config: Config
-    clock: HandClock
+    clock: FakeClock
     loop: ControlLoop
     inputs: Inputs
     metrics: Metrics
@@ -86,8 +76,8 @@ class Rig:
         self.inputs.on_message(suffix_or_topic, json.dumps(doc).encode(), False)
 
 
-async def make_rig(config: Config, state_dir: Path, clock: HandClock | None = None) -> Rig:
-    clock = clock or HandClock()
+async def make_rig(config: Config, state_dir: Path, clock: FakeClock | None = None) -> Rig:
+    clock = clock or FakeClock()
     sent: list[tuple[str, bytes, bool]] = []
 
     def publish(topic: str, payload: bytes, qos: int, retain: bool) -> bool:
