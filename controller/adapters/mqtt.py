@@ -69,6 +69,17 @@ def _explain(detail: str) -> tuple[str, str]:
     )
 
 
+def topic_matches(wildcard: str, topic: str) -> bool:
+    """Whether `topic` falls under the subscription filter `wildcard` (`+` one level, `#` the
+    rest, its parent level included), as aiomqtt matches them; False for a malformed topic or
+    filter. Like the broker-side rule it does not keep `$SYS/...` out of a leading wildcard: the
+    broker never delivers those to our filters."""
+    try:
+        return aiomqtt.Topic(topic).matches(wildcard)
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class OutMessage:
     topic: str

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from controller.adapters.mqtt import topic_matches
 from controller.clock import Clock
 from controller.config import Config
 from controller.core.plan import Snapshot
@@ -21,7 +22,7 @@ from controller.feeds.override import OverrideValidator
 from controller.feeds.pool_state import parse_pool_state, peek_seq
 from controller.feeds.price import PriceBook, parse_hashprice, parse_price_payload
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry, Reading
-from controller.runtime.topics import Topics, matches
+from controller.runtime.topics import Topics
 
 RejectHook = Callable[[str, str, str, bytes], None]  # (feed, reason, detail, payload)
 
@@ -118,12 +119,12 @@ class Inputs:
                 self._on_pool_state(topic, payload)
             elif topic.startswith(f"{t.prefix}/pools/") and topic.endswith("/cmd"):
                 self._on_own_cmd(topic, payload)
-            elif matches(t.dispatch, topic):
+            elif topic_matches(t.dispatch, topic):
                 self._on_dispatch(payload)
-            elif t.hashprice and matches(t.hashprice, topic):
+            elif t.hashprice and topic_matches(t.hashprice, topic):
                 self.hashprice = parse_hashprice(payload)
                 self.feed_seen_at["hashprice"] = self.clock.time()
-            elif matches(t.price, topic):
+            elif topic_matches(t.price, topic):
                 self._on_price(payload)
         except FeedRejected as exc:
             self.on_reject(_feed_of(topic, t), exc.reason, exc.detail, payload)
@@ -222,8 +223,8 @@ def _feed_of(topic: str, t: Topics) -> str:
         return "override"
     if topic.startswith(f"{t.prefix}/pools/"):
         return "pool_state"
-    if matches(t.dispatch, topic):
+    if topic_matches(t.dispatch, topic):
         return "dispatch"
-    if t.hashprice and matches(t.hashprice, topic):
+    if t.hashprice and topic_matches(t.hashprice, topic):
         return "hashprice"
     return "price"
