@@ -36,10 +36,9 @@ from controller.feeds.pool_state import parse_pool_state
 from controller.feeds.price import PriceBook, parse_hashprice, parse_price_payload
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry
 from controller.runtime import payloads, persist
+from controller.sim.configs import build_config, mixed_site
 from tests.unit.factories import (
     acting_price,
-    build_config,
-    mixed_site,
     override,
     reading,
     telemetry,
