@@ -17,35 +17,27 @@ Run: `.venv/bin/python bench/bench_decide.py` (or `make bench`); `--no-write` sk
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
-import itertools
 import os
+import pstats
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from controller.config import Config
-from controller.config_checks import check_site
-from controller.core.decide import decide
 from controller.core.plan import Decision, Snapshot
-from controller.core.state import ControllerState, PoolState, initial_state
-from controller.model import (
-    ActingPrice,
-    DispatchInstruction,
-    DispatchType,
-    PoolTelemetry,
-    Reading,
-)
+from controller.model import ActingPrice, DispatchInstruction, DispatchType
+from controller.sim.configs import build_config, mixed_site
+from controller.sim.plant import T0, Plant
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.results import write_section  # noqa: E402
 
-T0 = 1_700_000_000.0
 OUTLETS = 24
 OUTLET_KW = 3.5
 POOL_KW = OUTLETS * OUTLET_KW
@@ -55,131 +47,77 @@ MARGIN_KW = 200.0
 
 
 def site_config(n_pools: int, *, price_step: bool) -> Config:
-    drivers = ("mqtt", "modbus", "pdu")
-    efficiencies = (17.0, 19.5, 21.5, 24.0, 27.0, 30.0, 34.0)
-    ports = itertools.count(10000)  # one Modbus address per device (a config rule)
-    pools: list[dict[str, Any]] = []
-    pdus: list[dict[str, Any]] = [
-        {"name": "pdu-gpu", "host": "127.0.0.1", "port": next(ports), "outlets": 24,
-         "outlet_kw": 10.0, "protected": True},
-    ]  # fmt: skip
-    for i in range(n_pools):
-        name = f"p{i:04d}"
-        pool: dict[str, Any] = {
-            "name": name,
-            "driver": drivers[i % 3],
-            "max_kw": POOL_KW,
-            "efficiency_j_per_th": efficiencies[i % len(efficiencies)],
-            "ufr": i % 5 == 0,
-            "pdus": [f"pdu-{name}"],
-        }
-        if pool["driver"] == "modbus":
-            pool.update(host="127.0.0.1", port=next(ports), unit_id=1)
-        pools.append(pool)
-        pdus.append(
-            {"name": f"pdu-{name}", "host": "127.0.0.1", "port": next(ports), "outlets": OUTLETS,
-             "outlet_kw": OUTLET_KW}
-        )  # fmt: skip
-    data: dict[str, Any] = {
-        "site": {
-            "poi_limit_kw": GPU_FIRM_KW + AUX_KW + MARGIN_KW + 1.2 * n_pools * POOL_KW,
-            "aux_kw": AUX_KW,
-            "margin_kw": MARGIN_KW,
-        },
+    sections = {
         "economics": {
             "min_run_s": 0.0 if price_step else 300.0,
             "min_curtail_s": 0.0 if price_step else 300.0,
         },
         "control": {"tick_s": 1.0, "ramp_up_kw_per_s": 1e9 if price_step else 2000.0},
-        "meters": [
-            {"name": "poi", "role": "site", "host": "127.0.0.1", "port": next(ports)},
-            {"name": "gpu-a", "role": "gpu", "host": "127.0.0.1", "port": next(ports)},
-        ],
-        "gpu_tenants": [
-            {"name": "tenant-a", "firm_kw": GPU_FIRM_KW, "meters": ["gpu-a"], "pdus": ["pdu-gpu"]}
-        ],
-        "pools": pools,
-        "pdus": pdus,
     }
-    config = Config.model_validate(data)
-    problems = check_site(config)
-    if problems:
-        raise SystemExit("bench site is invalid: " + "; ".join(problems))
-    return config
+    data = mixed_site(
+        n_pools,
+        outlets=OUTLETS,
+        outlet_kw=OUTLET_KW,
+        firm_kw=GPU_FIRM_KW,
+        aux_kw=AUX_KW,
+        margin_kw=MARGIN_KW,
+        headroom=1.2,
+        sections=sections,
+    )
+    return build_config(data)
 
 
 @dataclass
 class Site:
-    """A closed loop: pools draw exactly their last target, meters are fresh every decision."""
+    """A closed loop on the simulated plant: pools draw exactly their last target, meters are
+    fresh every decision."""
 
-    config: Config
-    state: ControllerState
-    now: float = T0
+    plant: Plant
     price_usd_per_mwh: float = 20.0
-    last: Decision | None = None
+
+    @property
+    def last(self) -> Decision | None:
+        return self.plant.last
 
     def snapshot(self, inbox: tuple[DispatchInstruction, ...] = ()) -> Snapshot:
-        now = self.now
-        pools = self.last.plan.pools if self.last is not None else {}
-        telemetry = _telemetry(self.config, pools, now)
-        mining_kw = sum(t.power_kw for t in telemetry.values())
-        return Snapshot(
-            price=ActingPrice(self.price_usd_per_mwh, now, now, "sced_lmp"),
-            meters_kw={
-                "poi": Reading(GPU_FIRM_KW + mining_kw + AUX_KW, now),
-                "gpu-a": Reading(GPU_FIRM_KW, now),
-            },
-            frequency_hz=Reading(60.0, now),
-            islanded=Reading(0.0, now),
-            pools=telemetry,
-            dispatch_inbox=inbox,
-        )
+        now = self.plant.now
+        price = ActingPrice(self.price_usd_per_mwh, now, now, "sced_lmp")
+        return self.plant.observe(price=price, dispatch=inbox)
 
-    def step(self, snap: Snapshot) -> int:
-        """One timed decision; returns its wall time in ns."""
+    def step(self, snap: Snapshot, profiler: cProfile.Profile | None = None) -> int:
+        """One timed (or profiled) decision, then the pools follow it; its wall time in ns."""
+        if profiler is not None:
+            profiler.enable()
         start = time.perf_counter_ns()
-        decision = decide(snap, self.state, self.now, self.config)
+        decision = self.plant.decide(snap)
         elapsed = time.perf_counter_ns() - start
-        self.state = decision.next_state
-        self.last = decision
+        if profiler is not None:
+            profiler.disable()
+        self.plant.keep(decision)
+        self.plant.apply(decision.plan)
         return elapsed
-
-
-def _telemetry(
-    config: Config, pools: Mapping[str, PoolState], now: float
-) -> dict[str, PoolTelemetry]:
-    out: dict[str, PoolTelemetry] = {}
-    for pool in config.pools:
-        ps = pools.get(pool.name)
-        power_kw = POOL_KW if ps is None else (0.0 if ps.cut else ps.target_kw)
-        out[pool.name] = PoolTelemetry(
-            power_kw=power_kw,
-            available_kw=None if pool.driver == "pdu" else pool.max_kw,
-            online=True,
-            applied_seq=0 if ps is None else ps.seq,
-            at=now,
-        )
-    return out
 
 
 def prepare(n_pools: int, *, price_step: bool) -> Site:
     """Start at full load, deploy ECRS (10% of capacity) and settle."""
-    site = Site(site_config(n_pools, price_step=price_step), initial_state(T0))
-    site.now += 1.0
+    config = site_config(n_pools, price_step=price_step)
+    site = Site(Plant(config, T0, power_kw={p.name: p.max_kw for p in config.pools}))
+    plant = site.plant
+    plant.now += 1.0
     site.step(site.snapshot())
     ecrs = DispatchInstruction(
         id="VDI-BENCH-1",
         type=DispatchType.ECRS,
-        notified_at=site.now,
-        received_at=site.now,
+        notified_at=plant.now,
+        received_at=plant.now,
         mining_kw_at_receipt=n_pools * POOL_KW,
         mw=0.1 * n_pools * POOL_KW / 1000.0,
         deadline_s=600.0,
     )
-    site.now += 1.0
+    plant.now += 1.0
     site.step(site.snapshot((ecrs,)))
     for _ in range(20):  # settle: confirmations, escalation timers, acks
-        site.now += 1.0
+        plant.now += 1.0
         site.step(site.snapshot())
     return site
 
@@ -194,7 +132,7 @@ def measure(
     gc.freeze()  # as the daemon does after its first decision (app.py): the site's long-lived
     # objects leave the GC's scans, whose pauses otherwise dominate the p99
     for i in range(warmup + iterations):
-        site.now += 1.0
+        site.plant.now += 1.0
         mutate(site, i)
         snap = site.snapshot()
         before = site.last.plan.pools if site.last is not None else {}
@@ -283,22 +221,15 @@ def write_results(rows: list[Row], command: str, load_1m: float) -> None:
 
 def profile(n_pools: int, iterations: int = 200) -> None:
     """Print where decide() spends its time on an n-pool site, per regime (cProfile)."""
-    import cProfile
-    import pstats
-
     for regime in ("steady", "price-step"):
         stepping = regime == "price-step"
         site = prepare(n_pools, price_step=stepping)
         mutate = price_step if stepping else steady
         profiler = cProfile.Profile()
         for i in range(iterations):
-            site.now += 1.0
+            site.plant.now += 1.0
             mutate(site, i)
-            snap = site.snapshot()
-            profiler.enable()
-            decision = decide(snap, site.state, site.now, site.config)
-            profiler.disable()
-            site.state, site.last = decision.next_state, decision
+            site.step(site.snapshot(), profiler)
         print(f"\n== {n_pools} pools, {regime}: top functions by own time")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
 

@@ -1,7 +1,8 @@
 """Backtest: the same decide() over a price history, against an always-on baseline.
 
-The site is simulated as the daemon would see it: pools follow their targets exactly, GPU
-tenants draw their firm reservation, the site meter reads GPU + mining + aux. Within each price
+The site is the simulated plant (controller.sim.plant) as the daemon would see it: pools follow
+their targets exactly, GPU tenants draw their firm reservation, the site meter reads GPU +
+mining + aux. Within each price
 interval the controller ticks at `tick_s` until its plan settles (ramps, dwell timers), then
 jumps to the next moment something can change, so a month of 15-minute prices takes seconds.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.config import Config
-from controller.core.decide import decide
-from controller.core.plan import Decision, Snapshot
-from controller.core.state import ControllerState, initial_state
-from controller.model import ActingPrice, PoolTelemetry, PriceRecord, Reading
+from controller.core.plan import Decision
+from controller.core.state import ControllerState
+from controller.model import ActingPrice, PriceRecord
+from controller.sim.plant import Plant
 
 INTERVAL_S = {"rt_spp": 900.0, "sced_lmp": 300.0, "dam_spp": 3600.0}
 
@@ -53,44 +54,14 @@ def revenue_usd_per_h(config: Config, power_kw: dict[str, float], hashprice: flo
     return per_day / 24.0
 
 
-class _Site:
-    """The simulated site the backtest controller runs against."""
-
-    def __init__(self, config: Config, start_s: float) -> None:
-        self.config = config
-        self.power_kw: dict[str, float] = {p.name: 0.0 for p in config.pools}
-        self.seq: dict[str, int] = {p.name: 0 for p in config.pools}
-        self.gpu_kw = {
-            m: t.firm_kw / max(1, len(t.meters)) for t in config.gpu_tenants for m in t.meters
-        }
-        self.site_meter = next((m.name for m in config.meters if m.role == "site"), None)
-        self.state: ControllerState = initial_state(start_s)
-
-    def decide(self, price: ActingPrice, now: float) -> Decision:
-        meters = {name: Reading(kw, now) for name, kw in self.gpu_kw.items()}
-        if self.site_meter is not None:
-            site_kw = sum(self.gpu_kw.values()) + sum(self.power_kw.values())
-            meters[self.site_meter] = Reading(site_kw + self.config.site.aux_kw, now)
-        pools = {
-            name: PoolTelemetry(kw, None, True, self.seq[name], now)
-            for name, kw in self.power_kw.items()
-        }
-        snap = Snapshot(price=price, meters_kw=meters, frequency_hz=Reading(60.0, now), pools=pools)
-        decision = decide(snap, self.state, now, self.config)
-        self.state = decision.next_state
-        for name, ps in decision.plan.pools.items():
-            self.power_kw[name] = ps.target_kw
-            self.seq[name] = ps.seq
-        return decision
-
-
 def run_backtest(config: Config, records: list[PriceRecord]) -> BacktestResult:
     """Replay the records through decide(); the records must be sorted by time."""
     if not records:
         return BacktestResult(Totals(), Totals(), 0.0)
     hashprice = config.economics.hashprice_usd_per_ph_day
     tick_s = config.control.tick_s
-    site = _Site(config, records[0].interval_start - tick_s)
+    # Pools follow their targets exactly; tenants draw their firm reservation (the default).
+    plant = Plant(config, records[0].interval_start - tick_s)
     baseline_kw = _baseline_kw(config)
     controller, baseline = Totals(), Totals()
     series: list[tuple[float, float, float]] = []
@@ -101,10 +72,13 @@ def run_backtest(config: Config, records: list[PriceRecord]) -> BacktestResult:
         price = ActingPrice(record.price_usd_per_mwh, start, start, record.product)
         now, energy_kwh = start, 0.0
         while now < start + length_s:
-            decision = site.decide(price, now)
-            step_s = _next_step_s(decision, site.state, config, now, start + length_s, tick_s)
-            _accumulate(controller, config, site.power_kw, price, step_s, hashprice, fleet_kw)
-            energy_kwh += sum(site.power_kw.values()) * step_s / 3600.0
+            plant.now = now
+            decision = plant.decide(plant.observe(price=price))
+            plant.keep(decision)
+            plant.apply(decision.plan)
+            step_s = _next_step_s(decision, plant.state, config, now, start + length_s, tick_s)
+            _accumulate(controller, config, plant.power_kw, price, step_s, hashprice, fleet_kw)
+            energy_kwh += plant.mining_kw * step_s / 3600.0
             now += step_s
         _accumulate(baseline, config, baseline_kw, price, length_s, hashprice, fleet_kw)
         series.append((start, record.price_usd_per_mwh, energy_kwh * 3600.0 / length_s))

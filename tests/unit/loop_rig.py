@@ -18,12 +18,12 @@ from controller.backoff import BackoffPolicy
 from controller.clock import FakeClock
 from controller.config import Config
 from controller.drivers.health import HealthBoard
-from controller.model import PoolTelemetry, Reading
 from controller.runtime.apply import Applier
 from controller.runtime.inputs import Inputs
 from controller.runtime.loop import ControlLoop
 from controller.runtime.observe import Observer
 from controller.runtime.topics import Topics
+from controller.sim.plant import Plant
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Rig:
     inputs: Inputs
     metrics: Metrics
     store: AsyncStateStore
+    plant: Plant
     sent: list[tuple[str, bytes, bool]] = field(default_factory=list)
 
     @property
@@ -51,26 +52,21 @@ class Rig:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
     def telemetry(self, power_kw: dict[str, float], seq: dict[str, int] | None = None) -> None:
-        """Every pool reports (at `now`), the meters too: the site is seen."""
-        now = self.clock.now
-        for pool in self.config.pools:
-            applied = (seq or {}).get(pool.name, 0)
-            self.inputs.pools[pool.name] = PoolTelemetry(
-                power_kw.get(pool.name, 0.0), pool.max_kw, True, applied, now
-            )
-        gpu_kw = 9000.0
-        self.inputs.meters_kw["gpu-a"] = Reading(gpu_kw, now)
-        site_kw = gpu_kw + sum(power_kw.values()) + self.config.site.aux_kw
-        self.inputs.meters_kw["poi"] = Reading(site_kw, now)
+        """Every pool reports (at `now`) what it is given (else 0 kW, seq 0), the meters too."""
+        self.plant.power_kw = {p.name: power_kw.get(p.name, 0.0) for p in self.config.pools}
+        self.plant.applied_seq = {p.name: (seq or {}).get(p.name, 0) for p in self.config.pools}
+        self._report()
 
     def follow(self) -> None:
         """Every pool carries out its last command (the plan's targets)."""
         assert self.loop.plan is not None
-        pools = self.loop.plan.pools
-        self.telemetry(
-            {n: 0.0 if ps.cut else ps.target_kw for n, ps in pools.items()},
-            {n: ps.seq for n, ps in pools.items()},
-        )
+        self.plant.apply(self.loop.plan)
+        self._report()
+
+    def _report(self) -> None:
+        self.plant.now = self.clock.now
+        self.inputs.pools.update(self.plant.telemetry())
+        self.inputs.meters_kw.update(self.plant.meters_kw())
 
     def message(self, suffix_or_topic: str, doc: dict[str, Any]) -> None:
         self.inputs.on_message(suffix_or_topic, json.dumps(doc).encode(), False)
@@ -98,4 +94,5 @@ async def make_rig(config: Config, state_dir: Path, clock: FakeClock | None = No
     store = await AsyncStateStore.open(state_dir / DB_NAME)
     loop.store = store
     loop.report.ready = True
-    return Rig(config, clock, loop, inputs, metrics, store, sent)
+    plant = Plant(config, clock.now, tenant_kw={t.name: 9000.0 for t in config.gpu_tenants})
+    return Rig(config, clock, loop, inputs, metrics, store, plant, sent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -96,15 +97,11 @@ def test_dwell_counts_from_a_dispatch_curtailment_too() -> None:
 def test_price_stale_hold_keeps_state_and_flags_failsafe() -> None:
     sim = SiteSim(make_config(feeds={"price_stale_s": 30, "on_price_stale": "hold"}))
     sim.run(3)
-    from dataclasses import replace
-
-    from controller.core.decide import decide
-
     assert sim.state is not None
     snap = sim.snapshot()
     assert snap.price is not None
     stale = replace(snap, price=replace(snap.price, received_at=sim.now - 100))
-    decision = decide(stale, sim.state, sim.now + 1, sim.config)
+    decision = sim.decide(stale, sim.now + 1)
     assert "price_stale" in decision.plan.failsafe
     assert decision.plan.mining_target_kw == 18000
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from controller.model import Reading
 from tests.unit.harness import SiteSim, make_config
 
 
@@ -48,15 +51,10 @@ def test_stale_tenant_meter_counts_at_its_last_reading() -> None:
     sim.step()
     snap_gpu = 16000.0
     sim.gpu_kw = 0.0  # the next snapshots carry a fresh 0 unless we freeze the reading
-    from dataclasses import replace
-
-    from controller.core.decide import decide
-    from controller.model import Reading
-
     assert sim.state is not None
     snap = sim.snapshot()
     stale = replace(snap, meters_kw={**snap.meters_kw, "gpu-a": Reading(snap_gpu, sim.now - 60)})
-    decision = decide(stale, sim.state, sim.now + 1, sim.config)
+    decision = sim.decide(stale, sim.now + 1)
     assert decision.plan.gpu_reserved_kw == pytest.approx(16000)
     assert decision.plan.mining_target_kw <= 30000 - 16000 - 1000 - 500
 
@@ -76,16 +74,11 @@ def test_site_meter_stale_never_raises_but_still_lowers() -> None:
 
 def test_unexplained_site_load_is_counted_as_aux() -> None:
     sim = running_site()
-    from dataclasses import replace
-
-    from controller.core.decide import decide
-    from controller.model import Reading
-
     assert sim.state is not None
     snap = sim.snapshot()
     site_kw = snap.meters_kw["poi"].value + 3000  # 3 MW more than GPU + mining + aux
     snap = replace(snap, meters_kw={**snap.meters_kw, "poi": Reading(site_kw, sim.now + 1)})
-    decision = decide(snap, sim.state, sim.now + 1, sim.config)
+    decision = sim.decide(snap, sim.now + 1)
     assert decision.plan.mining_cap_kw == pytest.approx(18500 - 3000)
 
 
@@ -149,11 +142,6 @@ def test_frequency_reset_waits_for_the_price_band() -> None:
 
 def test_aux_estimate_is_held_while_pools_are_in_transition() -> None:
     """The site meter sees a ramp before pool telemetry does: that lag is not extra load."""
-    from dataclasses import replace
-
-    from controller.core.decide import decide
-    from controller.model import Reading
-
     sim = SiteSim(make_config(control={"ramp_up_kw_per_s": 3000, "confirm_timeout_s": 5}))
     sim.run(2)
     assert sim.state is not None
@@ -161,7 +149,7 @@ def test_aux_estimate_is_held_while_pools_are_in_transition() -> None:
     snap = sim.snapshot()
     lagging = Reading(snap.meters_kw["poi"].value + 3000, sim.now + 0.1)
     snap = replace(snap, meters_kw={**snap.meters_kw, "poi": lagging})
-    held = decide(snap, sim.state, sim.now + 0.1, sim.config)
+    held = sim.decide(snap, sim.now + 0.1)
     assert held.plan.mining_cap_kw == pytest.approx(18500)
     settled = SiteSim(make_config())
     settled.run(5)
@@ -170,33 +158,22 @@ def test_aux_estimate_is_held_while_pools_are_in_transition() -> None:
     snap = settled.snapshot()
     real = Reading(snap.meters_kw["poi"].value + 3000, settled.now + 0.1)
     snap = replace(snap, meters_kw={**snap.meters_kw, "poi": real})
-    assert decide(snap, settled.state, settled.now + 0.1, settled.config).plan.mining_cap_kw == (
-        pytest.approx(15500)
-    )
+    assert settled.decide(snap, settled.now + 0.1).plan.mining_cap_kw == (pytest.approx(15500))
 
 
 def test_decision_budget_failsafe_never_raises() -> None:
-    from dataclasses import replace
-
-    from controller.core.decide import decide
-
     sim = SiteSim(make_config(control={"ramp_up_kw_per_s": 3000}))
     sim.run(3)
     assert sim.state is not None and sim.last is not None
     before = sim.last.plan.mining_target_kw
     snap = replace(sim.snapshot(), budget_failsafe=True)
-    decision = decide(snap, sim.state, sim.now + 1, sim.config)
+    decision = sim.decide(snap, sim.now + 1)
     assert "decision_budget" in decision.plan.failsafe
     assert decision.plan.mining_target_kw == before
 
 
 def test_unmetered_tenant_is_counted_once() -> None:
     """Its draw is in the site meter; with its firm reservation it must not count twice."""
-    from dataclasses import replace
-
-    from controller.core.decide import decide
-    from controller.model import Reading
-
     config = make_config(
         gpu_tenants=[{"name": "tenant-a", "firm_kw": 10000, "meters": [], "pdus": ["pdu-gpu"]}]
     )
@@ -206,5 +183,5 @@ def test_unmetered_tenant_is_counted_once() -> None:
     snap = sim.snapshot()  # the site meter includes the tenant's 9000 kW
     meters = {k: v for k, v in snap.meters_kw.items() if k != "gpu-a"}
     snap = replace(snap, meters_kw={**meters, "poi": Reading(meters["poi"].value, sim.now + 1)})
-    decision = decide(snap, sim.state, sim.now + 1, config)
+    decision = sim.decide(snap, sim.now + 1)
     assert decision.plan.mining_cap_kw == pytest.approx(30000 - 10000 - 1000 - 500)

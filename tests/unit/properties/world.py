@@ -1,4 +1,5 @@
-"""The simulated site that answers decide()'s plans, and the run of a scenario through it."""
+"""The plant under a scenario (devices and feeds that answer decide()'s plans), and the run of
+a scenario through it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from controller.config import Config
-from controller.core.decide import decide
 from controller.core.plan import Decision, Snapshot
-from controller.core.state import ControllerState, initial_state
+from controller.core.state import ControllerState
 from controller.model import (
     REDUCTION_TYPES,
     ActingPrice,
@@ -17,8 +17,8 @@ from controller.model import (
     DispatchType,
     OverrideRequest,
     PoolTelemetry,
-    Reading,
 )
+from controller.sim.plant import Plant
 from tests.unit.factories import T0, acting_price, protected_pdu_names
 from tests.unit.properties.oracle import Oracle, View
 from tests.unit.properties.sites import Behaviour
@@ -50,14 +50,11 @@ FREQUENCY_HZ = {
 
 @dataclass
 class World:
+    """The plant under a scenario: its pools behave as drawn, its feeds bring each step."""
+
     config: Config
     scenario: Scenario
-    power_kw: dict[str, float]
-    seq: dict[str, int]
-    online: dict[str, bool]
-    stuck: dict[str, bool]
-    present: dict[str, bool]
-    available: dict[str, float]
+    plant: Plant
     price: ActingPrice | None = None
     hashprice: float | None = None  # live hashprice: the last value received stays
     nonce: int = 0
@@ -65,124 +62,69 @@ class World:
     @classmethod
     def start(cls, config: Config, scenario: Scenario) -> World:
         pools = config.pools
-        behaviours = scenario.behaviours
-        return cls(
-            config=config,
-            scenario=scenario,
-            power_kw={
-                p.name: b.initial_fraction * p.max_kw
-                for p, b in zip(pools, behaviours, strict=True)
-            },
-            seq={p.name: 0 for p in pools},
-            online={p.name: True for p in pools},
-            stuck={p.name: b.follow == 0.0 for p, b in zip(pools, behaviours, strict=True)},
-            present={p.name: True for p in pools},
-            available={p.name: b.available for p, b in zip(pools, behaviours, strict=True)},
-        )
+        plant = Plant(config, T0)
+        for p, b in zip(pools, scenario.behaviours, strict=True):
+            plant.power_kw[p.name] = b.initial_fraction * p.max_kw
+            plant.available[p.name] = b.available
+            if b.follow == 0.0:
+                plant.stuck.add(p.name)
+            else:
+                plant.follow_share[p.name] = b.follow
+            if b.ack_only:
+                plant.ack_only.add(p.name)
+        return cls(config=config, scenario=scenario, plant=plant)
 
     def respond(self, previous: Decision | None, event: tuple[int, str] | None) -> None:
         """The devices act on the last plan during the step's interval."""
-        pools = self.config.pools
+        plant, pools = self.plant, self.config.pools
         if event is not None:
-            name = pools[event[0] % len(pools)].name
-            kind = event[1]
+            pool = pools[event[0] % len(pools)]
+            name, kind = pool.name, event[1]
             if kind in ("offline", "online"):
-                self.online[name] = kind == "online"
+                _mark(plant.offline, name, kind == "offline")
             elif kind in ("stuck", "unstuck"):
-                self.stuck[name] = kind == "stuck"
-            elif kind in ("absent", "present"):
-                self.present[name] = kind == "present"
+                _mark(plant.stuck, name, kind == "stuck")
+            elif kind in ("absent", "present"):  # its reports are lost; it still acts
+                _mark(plant.muted, name, kind == "absent")
             elif kind == "overdraw":  # the largest draw the pool feed accepts (CONTRACT 2.4)
-                self.power_kw[name] = 10.0 * pools[event[0] % len(pools)].max_kw
-                self.stuck[name] = True
+                plant.power_kw[name] = 10.0 * pool.max_kw
+                plant.stuck.add(name)
             else:
-                self.available[name] = {"half": 0.5, "zero": 0.0, "full": 1.0}[kind[10:]]
-        if previous is None:
-            return
-        for pool, behaviour in zip(pools, self.scenario.behaviours, strict=True):
-            ps = previous.plan.pools.get(pool.name)
-            if ps is None:  # added by a reload: nothing commanded yet
-                continue
-            if ps.cut and pool.pdus:
-                self.power_kw[pool.name] = 0.0  # our own PDU switch did it
-                if not self.stuck[pool.name] or behaviour.ack_only:
-                    self.seq[pool.name] = ps.seq
-                continue
-            if self.stuck[pool.name] or not self.online[pool.name]:
-                if behaviour.ack_only:
-                    self.seq[pool.name] = ps.seq
-                continue
-            reachable = min(ps.target_kw, self.available_kw(pool.name, pool.max_kw))
-            follow = behaviour.follow if behaviour.follow > 0 else 1.0
-            power = self.power_kw[pool.name]
-            self.power_kw[pool.name] = power + follow * (reachable - power)
-            self.seq[pool.name] = ps.seq
+                plant.available[name] = {"half": 0.5, "zero": 0.0, "full": 1.0}[kind[10:]]
+        if previous is not None:
+            plant.apply(previous.plan)
 
-    def available_kw(self, name: str, max_kw: float) -> float:
-        return self.available[name] * max_kw
-
-    def snapshot(self, step: StepInput, now: float) -> Snapshot:
-        cfg = self.config
-        m = step.meters
-        stale_at = now - cfg.control.meter_stale_s - 1.0
+    def snapshot(self, step: StepInput) -> Snapshot:
+        cfg, plant, m = self.config, self.plant, step.meters
+        now = plant.now
+        stale_s = cfg.control.meter_stale_s + 1.0
         if step.price is not None:
             received = now - cfg.feeds.price_stale_s - 1.0 if step.misc.price_received_late else now
             self.price = acting_price(step.price, received)
         if step.misc.hashprice is not None:
             self.hashprice = step.misc.hashprice
-        pools: dict[str, PoolTelemetry] = {}
-        for pool in cfg.pools:
-            if not self.present[pool.name]:
-                continue
-            available = None
-            if pool.driver != "pdu":
-                available = self.available_kw(pool.name, pool.max_kw)
-            pools[pool.name] = PoolTelemetry(
-                self.power_kw[pool.name],
-                available,
-                self.online[pool.name],
-                self.seq[pool.name],
-                now,
-            )
-        if self.scenario.ghost_telemetry:
-            for name in [*protected_pdu_names(cfg), "ghost", *(m.name for m in cfg.meters)]:
-                pools[name] = PoolTelemetry(5000.0, 5000.0, True, 10**6, now)
-        meters: dict[str, Reading] = {}
-        gpu_total_kw = 0.0
-        gpu_at = None if m.gpu == "absent" else now
-        if m.gpu == "stale":
-            gpu_at = stale_at
-        for tenant in cfg.gpu_tenants:
-            drawn_kw = tenant.firm_kw * m.gpu_factor
-            gpu_total_kw += drawn_kw
-            for meter_name in tenant.meters:
-                if gpu_at is not None:
-                    meters[meter_name] = Reading(drawn_kw / len(tenant.meters), gpu_at)
-        site_kw = gpu_total_kw + sum(self.power_kw.values()) + cfg.site.aux_kw + m.extra_aux_kw
-        islanded: Reading | None = Reading(1.0 if m.islanded else 0.0, now)
-        for meter in cfg.meters:
-            if meter.role == "site":
-                if m.site == "absent":
-                    islanded = None
-                    continue
-                at = now if m.site == "fresh" else stale_at
-                meters[meter.name] = Reading(site_kw, at)
-                islanded = Reading(1.0 if m.islanded else 0.0, at)
-        frequency = None
-        if step.frequency != "missing":
-            at = stale_at if step.frequency.startswith("stale") else now
-            frequency = Reading(FREQUENCY_HZ[step.frequency], at)
-        mining_kw = sum(t.power_kw for n, t in pools.items() if n in self.power_kw)
-        return Snapshot(
+        plant.tenant_kw = {t.name: t.firm_kw * m.gpu_factor for t in cfg.gpu_tenants}
+        plant.extra_aux_kw = m.extra_aux_kw
+        plant.islanded = m.islanded
+        plant.frequency_hz = FREQUENCY_HZ.get(step.frequency)
+        snap = plant.observe(
             price=self.price,
-            hashprice_usd_per_ph_day=self.hashprice,
-            meters_kw=meters,
-            frequency_hz=frequency,
-            islanded=islanded,
+            hashprice=self.hashprice,
+            budget_failsafe=step.misc.budget_failsafe,
+            site_age_s=_age(m.site, stale_s),
+            gpu_age_s=_age(m.gpu, stale_s),
+            frequency_age_s=stale_s if step.frequency.startswith("stale") else 0.0,
+        )
+        pools = dict(snap.pools)
+        if self.scenario.ghost_telemetry:
+            for name in [*protected_pdu_names(cfg), "ghost", *(mt.name for mt in cfg.meters)]:
+                pools[name] = PoolTelemetry(5000.0, 5000.0, True, 10**6, now)
+        mining_kw = sum(t.power_kw for t in snap.pools.values())
+        return replace(
+            snap,
             pools=pools,
             dispatch_inbox=self._dispatch(step.dispatch, now, mining_kw),
             override_inbox=self._override(step.override, now),
-            budget_failsafe=step.misc.budget_failsafe,
         )
 
     def _dispatch(
@@ -233,6 +175,18 @@ class World:
         return (request,)
 
 
+def _mark(names: set[str], name: str, faulty: bool) -> None:
+    if faulty:
+        names.add(name)
+    else:
+        names.discard(name)
+
+
+def _age(reading: str, stale_s: float) -> float | None:
+    """A meter's reading age: fresh, stale, or absent (None)."""
+    return {"fresh": 0.0, "stale": stale_s}.get(reading)
+
+
 # ---------------------------------------------------------------------------------------------
 # Running a scenario
 
@@ -277,8 +231,6 @@ def run(
     cfg = config if config is not None else scenario.site.config
     world = World.start(cfg, scenario)
     oracle = Oracle(cfg, started_at=T0)
-    state = initial_state(T0)
-    now = T0
     previous: Decision | None = None
     trace: list[StepRecord] = []
     for k, step in enumerate(scenario.steps):
@@ -287,19 +239,21 @@ def run(
             if new_cfg is not None:
                 cfg, oracle.config = new_cfg, new_cfg
                 world = _carry_world(world, new_cfg)
-        now += step.dt_s
+        plant = world.plant
+        plant.now += step.dt_s
+        now, state = plant.now, plant.state
         world.respond(previous, step.pool_event)
-        snap = world.snapshot(step, now)
+        snap = world.snapshot(step)
         view = oracle.observe(snap, now)
         try:
-            decision = decide(snap, state, now, cfg)
+            decision = plant.decide(snap)
         except Exception as exc:
             raise AssertionError(
                 f"decide() raised {type(exc).__name__}: {exc} at step {k} (now=T0+{now - T0:g}s)"
             ) from exc
         dt_s = 0.0 if previous is None else now - previous.plan.at
         trace.append(StepRecord(k, now, dt_s, snap, state, decision, previous, view))
-        state = decision.next_state
+        plant.keep(decision)
         previous = decision
     return trace
 
@@ -308,10 +262,12 @@ def _carry_world(world: World, config: Config) -> World:
     """After a reload, pools keep their physical state by name; new pools start at 0 kW."""
     site = replace(world.scenario.site, behaviours=_behaviours(config, world))
     carried = World.start(config, replace(world.scenario, site=site))
-    for name in carried.power_kw:
-        if name in world.power_kw:
-            carried.power_kw[name] = world.power_kw[name]
-            carried.seq[name] = world.seq[name]
+    old, new = world.plant, carried.plant
+    for name in new.power_kw:
+        if name in old.power_kw:
+            new.power_kw[name] = old.power_kw[name]
+            new.applied_seq[name] = old.applied_seq[name]
+    new.now, new.state, new.last = old.now, old.state, old.last
     carried.price = world.price
     carried.hashprice = world.hashprice
     carried.nonce = world.nonce
