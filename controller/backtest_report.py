@@ -62,11 +62,13 @@ def _avg(t: Totals) -> str:
 
 def write_chart(result: BacktestResult, path: Path, title: str) -> None:
     """Price (left axis) against mining load (right axis), one step per price interval."""
-    import matplotlib
+    # Imported here: only --plot needs matplotlib (half a second to import), and the Agg
+    # backend has to be chosen before pyplot is imported.
+    import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+    import matplotlib.dates as mdates  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     stamps = [datetime.fromtimestamp(t, UTC).astimezone(CENTRAL) for t, _, _ in result.series]
     times = mdates.date2num(stamps)  # type: ignore[no-untyped-call]

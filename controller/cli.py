@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
-        "check-config": _check_config,
+        "check-config": _lazy("controller.commands.check_config", "check_config_command"),
         "run": _lazy("controller.commands.run", "run_command"),
         "demo": _lazy("controller.commands.demo", "demo_command"),
         "backtest": _lazy("controller.commands.backtest", "backtest_command"),
@@ -78,21 +79,9 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     """Import a command's module only when it runs: check-config stays fast and light."""
 
     def call(args: argparse.Namespace) -> int:
-        import importlib
-
         handler: Callable[[argparse.Namespace], int] = getattr(
             importlib.import_module(module), name
         )
         return handler(args)
 
     return call
-
-
-def _check_config(args: argparse.Namespace) -> int:
-    from controller.config import load_config
-    from controller.config_render import redacted, render_toml
-
-    config = load_config(args.config)
-    print(f"# {args.config}: valid. Effective configuration (secrets redacted):")
-    print(render_toml(redacted(config)))
-    return 0

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
+from controller.adapters.mqtt_oneshot import fetch_retained
 from controller.config import MqttConfig
+from controller.sim.configs import free_port
 from tests.integration.live import cli
 from tests.integration.site import iso_now, live_site
 from tests.support import MosquittoBroker, eventually
@@ -76,8 +79,6 @@ async def test_a_second_daemon_on_the_same_state_directory_refuses_to_start(
 async def test_retained_topics_come_back_after_a_broker_restart(
     fresh_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    from controller.adapters.mqtt_oneshot import fetch_retained
-
     mqtt = fresh_broker.mqtt_config()
     async with live_site(mqtt, tmp_path) as site:
         await site.price(20.0)
@@ -107,10 +108,6 @@ async def test_retained_topics_come_back_after_a_broker_restart(
 async def test_run_refuses_a_store_it_cannot_trust(tmp_path: Path, damage: str) -> None:
     """CONTRACT 7: a corrupt or newer-schema store stops the start with exit 1, naming the file;
     it is never reset silently."""
-    import sqlite3
-
-    from controller.sim.configs import free_port
-
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     db = state_dir / "curtaild.db"

@@ -9,7 +9,8 @@ import pytest
 
 from controller.backtest import run_backtest
 from controller.cli import main
-from controller.config import Config
+from controller.config import Config, load_config
+from controller.feeds.ercot import read_price_csv
 from controller.model import PriceRecord
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ercot"
@@ -77,13 +78,9 @@ def test_winter_storm_heather_slice(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "120.00 hours of prices" in out
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from controller.backtest import run_backtest as rerun
-    from controller.config import load_config
-    from controller.feeds.ercot import read_price_csv
-
     config = load_config(ROOT / "config.example.toml", environ={})
     records = read_price_csv(RT_FILE, "HB_WEST", *_dates("2024-01-13", "2024-01-17"))
-    result = rerun(config, records)
+    result = run_backtest(config, records)
     c, b = result.controller, result.baseline
     assert c.net_usd > b.net_usd  # curtailing through the storm pays
     assert c.energy_mwh < b.energy_mwh

@@ -4,6 +4,8 @@ SQLite store; MQTT publishes are recorded, the clock moves by hand."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from controller.adapters.store import StateStore
 from controller.core import decide as core_decide
 from controller.runtime import loop as loop_module
+from controller.runtime import payloads
 from tests.unit.harness import make_config
 from tests.unit.loop_rig import Rig, make_rig
 
@@ -121,8 +124,6 @@ async def test_a_failing_store_holds_no_command_back_and_keeps_the_records(
 async def test_an_event_that_cannot_be_built_is_contained(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from controller.runtime import payloads
-
     def unprintable(*_: Any, **__: Any) -> bytes:
         raise OverflowError("date value out of range")
 
@@ -155,9 +156,6 @@ async def test_the_change_is_in_the_store_before_its_command_goes_out(rig: Rig) 
 async def test_a_hung_disk_delays_commands_by_half_a_second_at_most(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import asyncio
-    import time
-
     write = rig.store.write
     released = asyncio.Event()
 
@@ -184,8 +182,6 @@ async def test_a_hung_disk_delays_commands_by_half_a_second_at_most(
 
 
 async def test_a_record_kept_outside_a_decision_is_in_the_store_at_once(rig: Rig) -> None:
-    import asyncio
-
     rig.inputs.on_message(rig.config.feeds.dispatch_topic, b"{not json", False)  # rejected
     for _ in range(3):
         await asyncio.sleep(0)  # no decision in between: the flush writes it
