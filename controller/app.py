@@ -27,9 +27,11 @@ from controller.adapters.store import AsyncStateStore
 from controller.backoff import BackoffPolicy
 from controller.clock import Clock, SystemClock
 from controller.config import Config, load_config
+from controller.core.failsafe import all_curtailed
+from controller.core.site import compile_site
 from controller.drivers.health import HealthBoard
 from controller.errors import ConfigError
-from controller.feeds.common import peek_id
+from controller.feeds.common import FeedRejected
 from controller.logs import get
 from controller.runtime import payloads, startup
 from controller.runtime.apply import Applier
@@ -72,21 +74,26 @@ class Daemon:
             policy=BackoffPolicy(),
             on_transition=self.observer.device_transition,
         )
-        self.devices = build_devices(config, self.clock, self.observer.protected_refused)
-        self.applier = Applier(
-            config, self._publish, self.devices.pdus, self.devices.plcs, self.health, self.clock
+        self.devices = build_devices(
+            config,
+            self.clock,
+            self.health,
+            publish=self._publish,
+            sink=self.inputs,
+            on_protected_refused=self.observer.protected_refused,
         )
+        self.inputs.attach_pools(self.devices.pools.values())
+        self.applier = Applier(self.devices.pools, self.clock)
         self.loop = ControlLoop(
             config, self.clock, self.inputs, self.applier, self._publish, self.observer
         )
         self.pollers = Pollers(
             config,
             self.inputs,
-            self.applier,
             self.health,
             self.clock,
             self.devices.meters,
-            self.devices.plcs,
+            self.devices.pools,
             self.devices.pdus,
             on_error=self.observer.internal_error,
         )
@@ -106,14 +113,14 @@ class Daemon:
         except Exception:  # noqa: BLE001 - one message must not stop the daemon (I10)
             self.observer.internal_error("message")
 
-    def _on_reject(self, feed: str, reason: str, detail: str, payload: bytes) -> None:
-        msg_id = peek_id(payload)
-        self.observer.rejected(feed, reason, detail, msg_id)
+    def _on_reject(self, feed: str, verdict: FeedRejected) -> None:
+        reason, detail = verdict.reason, verdict.detail
+        self.observer.rejected(feed, reason, detail, verdict.msg_id)
         report = self.loop.report
         if feed == "dispatch":  # every instruction is answered, a bad one with `rejected`
-            report.publish_rejected_ack(msg_id, f"{reason}: {detail}")
+            report.publish_rejected_ack(verdict.msg_id, f"{reason}: {detail}")
         elif feed == "override":
-            report.publish_override_state(self.loop.state.override, self.inputs.override_error)
+            report.publish_override_state(self.loop.state.override, self.inputs.override_last)
 
     async def _on_connect(self) -> None:
         self.metrics.set_mqtt_connected(True)
@@ -191,7 +198,12 @@ class Daemon:
                 error=str(connected.exception()),
             )
         await startup.wait_for_site(
-            self.config, self.inputs, self.health, self.clock, deadline, self.stop_requested
+            self.config,
+            self.inputs,
+            self.devices.pools.values(),
+            self.clock,
+            deadline,
+            self.stop_requested,
         )
         if self.stop_requested.is_set():
             return  # stopped while starting: no decision, so no write after the signal
@@ -250,19 +262,13 @@ class Daemon:
         plan = await self.loop.curtail_everything(self.clock.time(), frozenset())
         timeout_s = self.config.control.confirm_timeout_s
         deadline = self.clock.monotonic() + timeout_s
+        site = compile_site(self.config)
         while self.clock.monotonic() < deadline:
-            if self._all_curtailed():
+            if all_curtailed(site, self.inputs.pools):
                 break
             await asyncio.sleep(0.1)
         log.info("curtailed for shutdown", mining_target_kw=plan.mining_target_kw)
         await self.session.flush(timeout_s)
-
-    def _all_curtailed(self) -> bool:
-        pools = self.inputs.pools
-        return all(
-            (t := pools.get(p.name)) is not None and t.power_kw <= 0.02 * p.max_kw + 1e-6
-            for p in self.config.pools
-        )
 
     def reload(self) -> None:
         """SIGHUP: all or nothing, READY again either way (CONTRACT 5, 7)."""
@@ -293,16 +299,34 @@ class Daemon:
             log.error(msg)
             self.observer.event("reload_refused", problems=[msg])
             return
-        # Everything that can fail is built here, before any component changes.
-        commits = [self.inputs.prepare(new), self.loop.reconfigure(new)]
+        # One reconfigure fanned out: everything that can fail is built first, by every
+        # component, before any of them changes; then the commits only assign.
+        preparers = (
+            self.inputs.prepare,
+            self.loop.prepare,
+            self.pollers.prepare,
+            self._prepare_devices,
+            self._prepare_metrics,
+        )
+        commits = [prepare(new) for prepare in preparers]
         for commit in commits:
             commit()
-        self.pollers.reconfigure(new)
-        self.metrics.configure(new)
         self.config = new
         self.inputs.notify("reload")
         log.info("config reloaded", path=str(path))
         self.observer.event("reloaded")
+
+    def _prepare_devices(self, new: Config) -> Callable[[], None]:
+        pools = {p.name: p for p in new.pools}  # same names and kinds: devices_key checked it
+
+        def commit() -> None:
+            for name, driver in self.devices.pools.items():
+                driver.reconfigure(pools[name])
+
+        return commit
+
+    def _prepare_metrics(self, new: Config) -> Callable[[], None]:
+        return lambda: self.metrics.configure(new)
 
 
 def _retained(topic: str, payload: bytes) -> OutMessage:

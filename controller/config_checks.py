@@ -9,6 +9,7 @@ import ipaddress
 from collections import Counter
 
 from controller.config_model import Config
+from controller.drivers.kinds import POOL_KINDS, pool_kind
 
 
 def check_site(config: Config) -> list[str]:
@@ -100,21 +101,25 @@ def _check_pools(config: Config) -> list[str]:
     pdus = {p.name: p for p in config.pdus}
     for i, pool in enumerate(config.pools):
         where = f"pools.{i} ({pool.name})"
+        kind = pool_kind(pool.driver)
         plc = (pool.host, pool.port, pool.unit_id)
-        if pool.driver == "modbus":
+        if kind.plc:
             missing = [
                 k for k, v in zip(("host", "port", "unit_id"), plc, strict=True) if v is None
             ]
             if missing:
-                problems.append(f"{where}: driver = 'modbus' requires {', '.join(missing)}")
+                problems.append(f"{where}: driver = {kind.name!r} requires {', '.join(missing)}")
         elif any(v is not None for v in plc):
+            plcs = " or ".join(repr(k.name) for k in POOL_KINDS.values() if k.plc)
             problems.append(
-                f"{where}: host/port/unit_id belong to driver = 'modbus' only "
+                f"{where}: host/port/unit_id belong to driver = {plcs} only "
                 f"(this pool has driver = {pool.driver!r})"
             )
-        if pool.driver == "pdu":
+        if kind.switches_outlets:
             if not pool.pdus:
-                problems.append(f"{where}: driver = 'pdu' requires at least one PDU in pdus")
+                problems.append(
+                    f"{where}: driver = {kind.name!r} requires at least one PDU in pdus"
+                )
             capacity_kw = sum(pdus[n].outlets * pdus[n].outlet_kw for n in pool.pdus if n in pdus)
             if pool.pdus and pool.max_kw > capacity_kw + 1e-9:
                 problems.append(
@@ -137,7 +142,7 @@ def _check_addresses(config: Config) -> list[str]:
     devices += [
         (f"pools.{i} ({p.name})", p.host, p.port, p.unit_id)
         for i, p in enumerate(config.pools)
-        if p.driver == "modbus" and p.host is not None and p.port is not None
+        if pool_kind(p.driver).plc and p.host is not None and p.port is not None
         and p.unit_id is not None
     ]  # fmt: skip
     first: dict[tuple[str, int, int], tuple[str, str]] = {}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretBytes, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretBytes, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from controller.drivers.kinds import pool_kind
 
 Kw = Annotated[float, Field(ge=0)]
 PositiveS = Annotated[float, Field(gt=0)]
@@ -20,6 +22,15 @@ UnitId = Annotated[int, Field(ge=0, le=255)]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 HoldOrCurtail = Literal["hold", "curtail"]
 ErcotProduct = Literal["np6-788-cd", "np6-905-cd"]
+
+
+def _known_kind(name: str) -> str:
+    pool_kind(name)  # raises with the known kinds listed
+    return name
+
+
+# One of the registered pool driver kinds (controller/drivers/kinds.py).
+PoolDriverName = Annotated[str, AfterValidator(_known_kind)]
 ERCOT_PRODUCTS: tuple[ErcotProduct, ...] = ("np6-788-cd", "np6-905-cd")
 ERCOT_B2C_URL = "https://ercotb2c.b2clogin.com/ercotb2c.onmicrosoft.com/B2C_1_PUBAPI-ROPC-FLOW/oauth2/v2.0/token"
 Listen = Annotated[str, Field(pattern=r"^[^:\s]*:\d{1,5}$")]  # host:port, host may be empty
@@ -152,7 +163,7 @@ class GpuTenantConfig(_Strict):
 
 class PoolConfig(_Strict):
     name: Name
-    driver: Literal["mqtt", "modbus", "pdu"]
+    driver: PoolDriverName
     max_kw: Kw
     efficiency_j_per_th: Annotated[float, Field(gt=0)]
     strike_usd_per_mwh: float = 0.0

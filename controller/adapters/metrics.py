@@ -66,6 +66,8 @@ DISPATCH_TYPES = tuple(
 PRICE_PRODUCTS: tuple[str, ...] = get_args(PriceProduct)
 FEEDS = ("price", "dispatch", "override", "pool_state", "hashprice")
 TRIGGERS = ("price", "dispatch", "override", "pool", "frequency", "tick")
+# The closed label set of CONTRACT section 6 (driver kinds; outlet writes count as "pdu"): a
+# label, never a branch. tests/drivers/test_registry.py checks it against drivers/kinds.py.
 DRIVERS = ("mqtt", "modbus", "pdu")
 # Where an unexpected exception was contained (I10, CONTRACT 7 Faults inside the daemon).
 INTERNAL_ERROR_STAGES = (

@@ -8,11 +8,13 @@ decision take it from there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from controller.core.plan import Plan
 from controller.core.site import SiteModel
 from controller.core.state import NEVER, ControllerState, PoolState
+from controller.model import PoolTelemetry
 
 
 def curtail_all(
@@ -55,4 +57,12 @@ def curtail_plan(
         mining_target_kw=0.0,
         pools=state.pools,
         failsafe=previous.failsafe | failsafe,
+    )
+
+
+def all_curtailed(site: SiteModel, telemetry: Mapping[str, PoolTelemetry]) -> bool:
+    """Every pool reports a load within its confirm tolerance of 0 (the shutdown wait)."""
+    return all(
+        (t := telemetry.get(spec.name)) is not None and t.power_kw <= spec.tolerance_kw + 1e-6
+        for spec in site.pools
     )

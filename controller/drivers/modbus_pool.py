@@ -1,4 +1,5 @@
-"""Pool PLC driver (CONTRACT 3.3, driver = "modbus").
+"""Pool PLC driver (CONTRACT 3.3, driver = "modbus"): `PlcDriver` speaks the registers, and
+`ModbusPool` is the pool driver role on top of it.
 
 The setpoint is a float32 in two holding registers, written with ONE write-multiple-registers
 request (CONTRACT 7): two single-register writes would let the PLC act on a torn value, half old
@@ -8,12 +9,19 @@ available power caps the target, but that clamp is the core's decision, not this
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 from controller.adapters.modbus import DeviceError, float32_to_registers, registers_to_float32s
+from controller.clock import Clock
 from controller.config import PoolConfig
+from controller.drivers.outlets import OutletGroup
+from controller.drivers.pool import PoolCommand, PoolDriver, SendLog
+from controller.model import PoolTelemetry
+
+POLL_S = 0.25
 
 
 class PlcEndpoint(Protocol):
@@ -31,7 +39,7 @@ class PlcMeasurement(NamedTuple):
     available_kw: float
 
 
-class ModbusPoolDriver:
+class PlcDriver:
     def __init__(self, cfg: PoolConfig, endpoint: PlcEndpoint) -> None:
         if cfg.driver != "modbus":
             raise ValueError(f"pool {cfg.name}: driver is {cfg.driver!r}, not 'modbus'")
@@ -63,3 +71,52 @@ class ModbusPoolDriver:
                     f"pool {self.name}: {what} out of range: {value!r}", transient=True
                 )
         return PlcMeasurement(power_kw=power_kw, available_kw=available_kw)
+
+
+class ModbusPool(PoolDriver):
+    """A PLC pool: the target is a setpoint write, the telemetry one input-register read. The
+    PLC has no seq: its telemetry reports the seq of the last setpoint written to it."""
+
+    poll_period_s = POLL_S
+
+    def __init__(self, cfg: PoolConfig, outlets: OutletGroup, *, plc: PlcDriver, clock: Clock):
+        super().__init__(cfg, outlets)
+        self.plc = plc
+        self._health = outlets.health(cfg.name)
+        self._clock = clock
+
+    async def send(self, log: SendLog) -> None:
+        # The setpoint and a hard cut go out together: a PLC that times out must not hold the
+        # cut back (I9). A device error is logged; anything else propagates.
+        cmd = self._cmd
+        writes = []
+        if cmd is not None and cmd.commanded and self.sent_seq != cmd.seq:
+            writes.append(self._send_command(cmd, log))
+        if self.outlets.pending:
+            writes.append(self.outlets.write(log))
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _send_command(self, cmd: PoolCommand, log: SendLog) -> None:
+        try:
+            await self._health.run(lambda: self.plc.write_setpoint_kw(cmd.target_kw))
+        except DeviceError:
+            log.failed()
+            return
+        self.sent_seq = cmd.seq
+        log.sent(self.kind.name)
+
+    async def read(self) -> PoolTelemetry:
+        measured = await self._health.run(self.plc.read_measured)
+        now = self._clock.time()
+        return PoolTelemetry(
+            measured.power_kw, measured.available_kw, True, self.sent_seq or 0, now
+        )
+
+    def devices(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def down(self) -> bool:
+        return self._health.up is False

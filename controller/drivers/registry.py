@@ -1,24 +1,30 @@
-"""Driver registry: kind -> factory; unknown or duplicate kinds are errors (evcc util/registry).
+"""Driver registries: kind -> factory; unknown or duplicate kinds are errors (evcc util/registry).
 
-`default_registry()` returns a fresh registry holding the Modbus kinds ("pdu", "meter",
-"modbus"); the MQTT pool driver adds itself with `registry.register("mqtt", factory)`. There is no
-module-level registry to mutate at import time, so tests and reloads never see leftovers.
-
-A factory takes the device's config model and the shared `DriverDeps`, checks the config type
-itself (configs of different kinds are different models) and returns the driver.
+`pool_registry()` builds a fresh registry of the pool drivers (no module-level state to mutate
+at import, so tests and reloads never see leftovers), one line per kind of `kinds.POOL_KINDS`. A
+new pool driver is its module, its traits in `kinds.py` and one `register` line below (see
+`controller/drivers/README.md`); `pool_registry()` refuses a kind without traits, and traits
+without a factory. PDUs and meters are the same everywhere: `make_pdu` and `make_meter`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from controller.adapters.modbus import EndpointPool
-from controller.config import MeterConfig, PduConfig, PoolConfig
+from controller.clock import Clock
+from controller.config import Config, MeterConfig, PduConfig, PoolConfig
+from controller.drivers.health import HealthBoard
+from controller.drivers.kinds import POOL_KINDS
 from controller.drivers.meter import MeterDriver
-from controller.drivers.modbus_pool import ModbusPoolDriver
+from controller.drivers.modbus_pool import ModbusPool, PlcDriver
+from controller.drivers.mqtt_pool import MqttPool, Publish
+from controller.drivers.outlets import OutletGroup
 from controller.drivers.pdu import PduDriver
+from controller.drivers.pdu_pool import PduPool
+from controller.drivers.pool import PoolDriver, PoolSink
 
 F = TypeVar("F")
 
@@ -64,43 +70,80 @@ def _ignore_refusal(_pdu: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class DriverDeps:
-    """What factories share. `services` carries what other kinds need (the MQTT session)."""
+    """What device factories share."""
 
     endpoints: EndpointPool
     on_protected_refused: Callable[[str], None] = _ignore_refusal
-    services: Mapping[str, object] = field(default_factory=dict)
 
 
-DriverFactory = Callable[[object, DriverDeps], object]
-
-
-def _wrong_config(cfg: object, model: type[object], kind: str) -> TypeError:
-    return TypeError(f"driver {kind!r} needs a {model.__name__}, got {type(cfg).__name__}")
-
-
-def make_pdu(cfg: object, deps: DriverDeps) -> PduDriver:
-    if not isinstance(cfg, PduConfig):
-        raise _wrong_config(cfg, PduConfig, "pdu")
+def make_pdu(cfg: PduConfig, deps: DriverDeps) -> PduDriver:
     return PduDriver(cfg, deps.endpoints.get(cfg.host, cfg.port), deps.on_protected_refused)
 
 
-def make_meter(cfg: object, deps: DriverDeps) -> MeterDriver:
-    if not isinstance(cfg, MeterConfig):
-        raise _wrong_config(cfg, MeterConfig, "meter")
+def make_meter(cfg: MeterConfig, deps: DriverDeps) -> MeterDriver:
     return MeterDriver(cfg, deps.endpoints.get(cfg.host, cfg.port))
 
 
-def make_modbus_pool(cfg: object, deps: DriverDeps) -> ModbusPoolDriver:
-    if not isinstance(cfg, PoolConfig):
-        raise _wrong_config(cfg, PoolConfig, "modbus")
+# -- pools ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDeps:
+    """What pool factories share: the site's devices and the daemon's sinks."""
+
+    endpoints: EndpointPool
+    health: HealthBoard
+    pdus: Mapping[str, PduDriver]  # every PDU of the site, built by the device registry
+    clock: Clock
+    publish: Publish
+    topic_prefix: str
+    sink: PoolSink
+
+
+PoolFactory = Callable[[PoolConfig, PoolDeps], PoolDriver]
+
+
+def _outlets(cfg: PoolConfig, deps: PoolDeps) -> OutletGroup:
+    return OutletGroup([deps.pdus[n] for n in cfg.pdus], deps.health)
+
+
+def make_mqtt_pool(cfg: PoolConfig, deps: PoolDeps) -> MqttPool:
+    return MqttPool(
+        cfg,
+        _outlets(cfg, deps),
+        publish=deps.publish,
+        topic_prefix=deps.topic_prefix,
+        sink=deps.sink,
+    )
+
+
+def make_modbus_pool(cfg: PoolConfig, deps: PoolDeps) -> ModbusPool:
     if cfg.host is None or cfg.port is None:
         raise ValueError(f"pool {cfg.name}: driver 'modbus' needs host and port")
-    return ModbusPoolDriver(cfg, deps.endpoints.get(cfg.host, cfg.port))
+    plc = PlcDriver(cfg, deps.endpoints.get(cfg.host, cfg.port))
+    return ModbusPool(cfg, _outlets(cfg, deps), plc=plc, clock=deps.clock)
 
 
-def default_registry() -> DriverRegistry[DriverFactory]:
-    registry: DriverRegistry[DriverFactory] = DriverRegistry()
-    registry.register("pdu", make_pdu)
-    registry.register("meter", make_meter)
+def make_pdu_pool(cfg: PoolConfig, deps: PoolDeps) -> PduPool:
+    pdus = [deps.pdus[n] for n in cfg.pdus]
+    return PduPool(cfg, _outlets(cfg, deps), pdus=pdus, clock=deps.clock)
+
+
+def pool_registry() -> DriverRegistry[PoolFactory]:
+    registry: DriverRegistry[PoolFactory] = DriverRegistry()
+    registry.register("mqtt", make_mqtt_pool)
     registry.register("modbus", make_modbus_pool)
+    registry.register("pdu", make_pdu_pool)
+    if set(registry.kinds()) != set(POOL_KINDS):
+        raise UnknownDriverKindError(
+            f"pool driver factories {registry.kinds()} and kinds.py {sorted(POOL_KINDS)} differ"
+        )
     return registry
+
+
+def build_pools(
+    config: Config, deps: PoolDeps, registry: DriverRegistry[PoolFactory] | None = None
+) -> dict[str, PoolDriver]:
+    """One driver per configured pool, in config order."""
+    factories = registry or pool_registry()
+    return {p.name: factories.get(p.driver)(p, deps) for p in config.pools}

@@ -61,6 +61,9 @@ class FeedRejected(Exception):  # noqa: N818 - a verdict on a message, not a fau
     def __init__(self, reason: RejectReason, detail: str) -> None:
         self.reason: RejectReason = reason
         self.detail = detail
+        # The message's own id when the parser got as far as a valid one: a rejected dispatch
+        # instruction is still answered with its id (CONTRACT 2.2), and the audit keeps it.
+        self.msg_id: str | None = None
         super().__init__(f"{reason}: {detail}")
 
 

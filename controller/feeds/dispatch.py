@@ -19,6 +19,7 @@ from controller.feeds.common import (
     as_str,
     load_json_object,
     number_in,
+    peek_id,
     require,
     shown,
 )
@@ -64,6 +65,15 @@ def parse_dispatch(payload: bytes, received_at: float, mining_kw_now: float) -> 
     `mining_kw_now` is the measured mining load at receipt: the level a reduction deployment
     is measured from (section 7), stamped into the instruction so a restart keeps it.
     """
+    try:
+        return _parse(payload, received_at, mining_kw_now)
+    except FeedRejected as exc:
+        # Answered with its id all the same when it has a usable one (CONTRACT 2.2).
+        exc.msg_id = peek_id(payload)
+        raise
+
+
+def _parse(payload: bytes, received_at: float, mining_kw_now: float) -> DispatchInstruction:
     obj = load_json_object(payload, "a dispatch instruction")
     instruction_id = as_id(require(obj, "id"), "id")
     type_text = as_str(require(obj, "type"), "type")

@@ -1,4 +1,5 @@
-"""The site's Modbus devices, built from the config, and what a reload may not change."""
+"""The site's devices, built from the config through the driver registries, and what a reload
+may not change."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ from dataclasses import dataclass
 from controller.adapters.modbus import EndpointPool
 from controller.clock import Clock
 from controller.config import Config
+from controller.drivers.health import HealthBoard
 from controller.drivers.meter import MeterDriver
-from controller.drivers.modbus_pool import ModbusPoolDriver
+from controller.drivers.mqtt_pool import Publish
 from controller.drivers.pdu import PduDriver
+from controller.drivers.pool import PoolDriver, PoolSink
+from controller.drivers.registry import (
+    DriverDeps,
+    PoolDeps,
+    build_pools,
+    make_meter,
+    make_pdu,
+)
 
 MODBUS_TIMEOUT_S = 1.0
 
@@ -19,25 +29,28 @@ MODBUS_TIMEOUT_S = 1.0
 class Devices:
     meters: dict[str, MeterDriver]
     pdus: dict[str, PduDriver]
-    plcs: dict[str, ModbusPoolDriver]
+    pools: dict[str, PoolDriver]  # config order
     endpoints: EndpointPool  # one connection and lock per (host, port): a gateway is shared
 
 
 def build_devices(
-    config: Config, clock: Clock, on_protected_refused: Callable[[str], None]
+    config: Config,
+    clock: Clock,
+    health: HealthBoard,
+    *,
+    publish: Publish,
+    sink: PoolSink,
+    on_protected_refused: Callable[[str], None],
 ) -> Devices:
     endpoints = EndpointPool(timeout_s=MODBUS_TIMEOUT_S, clock=clock.monotonic)
-    meters = {m.name: MeterDriver(m, endpoints.get(m.host, m.port)) for m in config.meters}
-    pdus = {
-        p.name: PduDriver(p, endpoints.get(p.host, p.port), on_protected_refused)
-        for p in config.pdus
-    }
-    plcs = {
-        p.name: ModbusPoolDriver(p, endpoints.get(p.host or "", p.port or 0))
-        for p in config.pools
-        if p.driver == "modbus"
-    }
-    return Devices(meters, pdus, plcs, endpoints)
+    deps = DriverDeps(endpoints, on_protected_refused)
+    meters = {m.name: make_meter(m, deps) for m in config.meters}
+    pdus = {p.name: make_pdu(p, deps) for p in config.pdus}
+    pools = build_pools(
+        config,
+        PoolDeps(endpoints, health, pdus, clock, publish, config.mqtt.topic_prefix, sink),
+    )
+    return Devices(meters, pdus, pools, endpoints)
 
 
 def devices_key(config: Config) -> tuple[object, ...]:

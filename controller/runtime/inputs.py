@@ -9,22 +9,31 @@ counted, reported through `on_reject` and dropped (I10): it never reaches a devi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from controller.adapters.mqtt import topic_matches
 from controller.clock import Clock
 from controller.config import Config
 from controller.core.plan import Snapshot
+from controller.drivers.pool import MessageHandler, PoolDriver
 from controller.feeds.common import FeedRejected
 from controller.feeds.dispatch import parse_dispatch
 from controller.feeds.override import OverrideValidator
-from controller.feeds.pool_state import parse_pool_state, peek_seq
 from controller.feeds.price import PriceBook, parse_hashprice, parse_price_payload
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry, Reading
 from controller.runtime.topics import Topics
 
-RejectHook = Callable[[str, str, str, bytes], None]  # (feed, reason, detail, payload)
+RejectHook = Callable[[str, FeedRejected], None]  # (feed, the verdict, with the id when known)
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideOutcome:
+    """The last override request's outcome: `error` None when it was accepted, else why it was
+    refused. `count` grows with each outcome, so a repeat of the same error is news too."""
+
+    error: str | None
+    count: int
 
 
 @dataclass(slots=True)
@@ -50,13 +59,12 @@ class Inputs:
         self.feed_seen_at: dict[str, float] = {}
         self.dispatch_inbox: list[DispatchInstruction] = []
         self.override_inbox: list[OverrideRequest] = []
-        self.override_error: str | None = None
-        self.override_changed = False
+        self.override_last = OverrideOutcome(None, 0)
         self.cmd_seq: dict[str, int] = {}
+        self._pool_topics: dict[str, MessageHandler] = {}
         self._nonces: dict[str, float] = {}  # nonce -> keep until (epoch s), kept in the store
         self._validator: OverrideValidator
         self._pool_max_kw: dict[str, float]
-        self._mqtt_pools: set[str]
         self.reconfigure(config)
         self.wake = asyncio.Event()
         self.trigger: Trigger | None = None
@@ -77,13 +85,17 @@ class Inputs:
         if config.site.settlement_point != prices.settlement_point:
             prices = PriceBook(config.site.settlement_point)
         pool_max_kw = {p.name: p.max_kw for p in config.pools}
-        mqtt_pools = {p.name for p in config.pools if p.driver == "mqtt"}
 
         def commit() -> None:
             self.config, self._validator, self.prices = config, validator, prices
-            self._pool_max_kw, self._mqtt_pools = pool_max_kw, mqtt_pools
+            self._pool_max_kw = pool_max_kw
 
         return commit
+
+    def attach_pools(self, pools: Iterable[PoolDriver]) -> None:
+        """The topics pool drivers hear their pools on; a report there goes to its driver,
+        which parses it and comes back through `pool_telemetry` / `command_seq`."""
+        self._pool_topics = {topic: h for d in pools for topic, h in d.topics().items()}
 
     def restore_nonces(self, nonces: dict[str, float]) -> None:
         """Used nonces from the state store: a replay after a restart is still a replay."""
@@ -115,10 +127,10 @@ class Inputs:
         try:
             if topic == t.override_set:
                 self._on_override(payload, retain)
-            elif topic.startswith(f"{t.prefix}/pools/") and topic.endswith("/state"):
-                self._on_pool_state(topic, payload)
-            elif topic.startswith(f"{t.prefix}/pools/") and topic.endswith("/cmd"):
-                self._on_own_cmd(topic, payload)
+            elif (pool := self._pool_topics.get(topic)) is not None:
+                pool(payload, self.clock.time())
+            elif topic.startswith(f"{t.prefix}/pools/"):
+                return  # not ours (or a polled pool, whose telemetry comes from its device)
             elif topic_matches(t.dispatch, topic):
                 self._on_dispatch(payload)
             elif t.hashprice and topic_matches(t.hashprice, topic):
@@ -127,7 +139,7 @@ class Inputs:
             elif topic_matches(t.price, topic):
                 self._on_price(payload)
         except FeedRejected as exc:
-            self.on_reject(_feed_of(topic, t), exc.reason, exc.detail, payload)
+            self.on_reject(_feed_of(topic, t), exc)
 
     def _on_price(self, payload: bytes) -> None:
         now = self.clock.time()
@@ -155,12 +167,10 @@ class Inputs:
         try:
             request = self._validator.validate(payload, now, self._nonces)
         except FeedRejected as exc:
-            self.override_error = f"{exc.reason}: {exc.detail}"
-            self.override_changed = True
+            self.set_override_outcome(f"{exc.reason}: {exc.detail}")
             raise
         self._nonces[request.nonce] = request.issued_at + self.nonce_keep_s
-        self.override_error = None
-        self.override_changed = True
+        self.set_override_outcome(None)
         self.override_inbox.append(request)
         self.notify("override")
 
@@ -168,24 +178,31 @@ class Inputs:
         if self._nonces and min(self._nonces.values()) < now:
             self._nonces = {n: until for n, until in self._nonces.items() if until >= now}
 
-    def _on_pool_state(self, topic: str, payload: bytes) -> None:
-        name = topic[len(self.topics.prefix) + len("/pools/") : -len("/state")]
-        if name not in self._mqtt_pools:
-            return  # not ours (or a PLC/PDU pool, whose telemetry comes from Modbus)
-        now = self.clock.time()
-        self.pools[name] = parse_pool_state(payload, self._pool_max_kw[name], now)
-        self.notify("pool")
+    def set_override_outcome(self, error: str | None) -> None:
+        """An override request was accepted (None) or refused (why): override/state says so."""
+        self.override_last = OverrideOutcome(error, self.override_last.count + 1)
 
-    def _on_own_cmd(self, topic: str, payload: bytes) -> None:
-        name = topic[len(self.topics.prefix) + len("/pools/") : -len("/cmd")]
-        seq = peek_seq(payload)
-        if seq is not None and seq > self.cmd_seq.get(name, -1):
+    # -- readings (pollers and pool drivers) -------------------------------------------------
+
+    def pool_telemetry(self, name: str, telemetry: PoolTelemetry, *, wake: bool = True) -> None:
+        """A pool's report (PoolSink): from its driver's poll or its agent's message."""
+        self.pools[name] = telemetry
+        if wake:
+            self.notify("pool")
+
+    def command_seq(self, name: str, seq: int) -> None:
+        """Our own retained cmd read back (PoolSink): the next seq goes above it."""
+        if seq > self.cmd_seq.get(name, -1):
             self.cmd_seq[name] = seq
 
-    # -- device telemetry (pollers) ------------------------------------------------------------
+    def set_meter(self, name: str, reading: Reading) -> Reading | None:
+        """A meter's reading; returns the one it replaces."""
+        old = self.meters_kw.get(name)
+        self.meters_kw[name] = reading
+        return old
 
-    def set_pool_telemetry(self, name: str, telemetry: PoolTelemetry) -> None:
-        self.pools[name] = telemetry
+    def set_site_signals(self, frequency_hz: Reading, islanded: Reading) -> None:
+        self.frequency_hz, self.islanded = frequency_hz, islanded
 
     # -- one decision's view -------------------------------------------------------------------
 

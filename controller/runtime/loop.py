@@ -69,9 +69,7 @@ class ControlLoop:
         self.observer = observer
         self.store = store
         self.topics = Topics.of(config)
-        self.report = Reporter(
-            self.topics, clock, publish, observer, {p.name: p.driver for p in config.pools}
-        )
+        self.report = Reporter(self.topics, clock, publish, observer, applier.pool_kinds())
         self.state: ControllerState = initial_state(clock.time())
         self.plan: Plan | None = None
         self.stats = LoopStats()
@@ -144,18 +142,13 @@ class ControlLoop:
         report = await self._apply(decision.plan)
         self.observer.release()
         self.observer.release_written(waiting)
-        override_changed, self.inputs.override_changed = self.inputs.override_changed, False
         try:
-            self.report.publish_decision(
-                decision, previous, override_changed, self.inputs.override_error
-            )
+            self.report.publish_decision(decision, previous, self.inputs.override_last)
         except Exception:  # noqa: BLE001
             self.observer.internal_error("publish")
         try:
             self.observer.decided(decision, snap, elapsed_s, trigger, report)
-            if self.inputs.feed_seen_at:
-                self.observer.feeds_seen(self.inputs.feed_seen_at)
-                self.inputs.feed_seen_at = {}
+            self.observer.feeds_seen(self.inputs.feed_seen_at)
         except Exception:  # noqa: BLE001
             self.observer.internal_error("metrics")
         self.first_decision.set()
@@ -275,8 +268,7 @@ class ControlLoop:
         if snap.override_inbox:
             for _request in snap.override_inbox:
                 self.observer.rejected("override", "internal_error", "the decision failed on it")
-            self.inputs.override_error = "internal_error: the decision failed on it"
-            self.inputs.override_changed = True
+            self.inputs.set_override_outcome("internal_error: the decision failed on it")
 
     async def curtail_everything(self, now: float, failsafe: frozenset[str]) -> Plan:
         """Every pool commanded to 0 by the last good plan's drivers, without decide()."""
@@ -315,7 +307,7 @@ class ControlLoop:
         """After any (re)connect: every retained topic we own, cmds with the same seq."""
         r = self.report
         r.publish_status()
-        r.publish_override_state(self.state.override, self.inputs.override_error)
+        r.publish_override_state(self.state.override, self.inputs.override_last)
         r.publish(
             self.topics.dispatch_state, payloads.dispatch_state(self.state.obligations), 1, True
         )
@@ -323,7 +315,7 @@ class ControlLoop:
             r.publish_plan(self.plan)
         self.applier.republish_commands(self.state.pools, self.clock.time())
 
-    def reconfigure(self, config: Config) -> Callable[[], None]:
+    def prepare(self, config: Config) -> Callable[[], None]:
         def commit() -> None:
             self.config = config
 

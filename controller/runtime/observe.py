@@ -11,7 +11,7 @@ reason per minute. A failure here is contained and counted: reporting never stop
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from controller.adapters.metrics import Metrics
@@ -42,6 +42,7 @@ class Observer:
         self.topics = topics
         self.clock = clock
         self.metrics = metrics
+        self._feeds_exported: dict[str, float] = {}
         self.publish = publish
         self._reject_logged: dict[tuple[str, str], float] = {}
         self._suppressed: dict[tuple[str, str], int] = {}
@@ -186,9 +187,13 @@ class Observer:
             "input rejected", feed=feed, reason=reason, detail=detail, suppressed_since_last=more
         )
 
-    def feeds_seen(self, seen_at: dict[str, float]) -> None:
+    def feeds_seen(self, seen_at: Mapping[str, float]) -> None:
+        """The feeds' last-seen times (Inputs owns them): exported where they moved."""
+        exported = self._feeds_exported
         for feed, at in seen_at.items():
-            self.metrics.feed_seen(feed, at)
+            if exported.get(feed) != at:
+                exported[feed] = at
+                self.metrics.feed_seen(feed, at)
 
     def confirmed(self, driver: str, seconds: float) -> None:
         self.metrics.observe_command_confirm(driver, seconds)

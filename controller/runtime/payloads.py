@@ -8,7 +8,7 @@ from typing import Any
 from controller import __version__
 from controller.clock import iso
 from controller.core.plan import DispatchAck, Plan
-from controller.core.state import Obligation, PoolState
+from controller.core.state import Obligation
 from controller.model import DispatchInstruction, OverrideRequest
 
 
@@ -21,12 +21,6 @@ def status(state: str, since: float, failsafe: frozenset[str] = frozenset()) -> 
     if failsafe:
         doc["failsafe"] = sorted(failsafe)
     return dumps(doc)
-
-
-def pool_cmd(ps: PoolState, at: float) -> bytes:
-    return dumps(
-        {"seq": ps.seq, "target_kw": round(ps.target_kw, 3), "at": iso(at), "reason": ps.reason}
-    )
 
 
 def plan(p: Plan) -> bytes:

@@ -1,4 +1,4 @@
-"""Device polling: meters, PLC pools and outlet-switched pools feed the input slots.
+"""Device polling: meters and every polled pool driver feed the input slots.
 
 A failed poll leaves the last reading in place; it ages past `meter_stale_s` and becomes
 unknown in decide() (DESIGN point 3). Health records every outcome and logs transitions only.
@@ -10,25 +10,23 @@ is contained and counted; the poller goes on (I10).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 from controller.adapters.modbus import DeviceError
 from controller.clock import Clock
 from controller.config import Config, MeterConfig
 from controller.drivers.health import HealthBoard
 from controller.drivers.meter import MeterDriver
-from controller.drivers.modbus_pool import ModbusPoolDriver
 from controller.drivers.pdu import PduDriver
+from controller.drivers.pool import PoolDriver
 from controller.model import PoolTelemetry, Reading
-from controller.runtime.apply import Applier
 from controller.runtime.inputs import Inputs
 
 # The site meter carries frequency: polled fast so an under-frequency trip (I11) acts within
-# a fraction of a second. Other meters and devices follow slower load changes.
+# a fraction of a second. Other meters and devices follow slower load changes; each polled
+# pool driver says its own period.
 SITE_METER_POLL_S = 0.1
 METER_POLL_S = 1.0
-PLC_POLL_S = 0.25
-PDU_POOL_POLL_S = 0.5
 # Other PDUs (setpoint pools' hard-cut path, GPU tenants' protected ones) are only watched: their
 # outlet states keep the driver's diff honest (a hand-switched outlet) and their health visible.
 PDU_WATCH_S = 5.0
@@ -39,32 +37,30 @@ class Pollers:
         self,
         config: Config,
         inputs: Inputs,
-        applier: Applier,
         health: HealthBoard,
         clock: Clock,
         meters: Mapping[str, MeterDriver],
-        plcs: Mapping[str, ModbusPoolDriver],
+        pools: Mapping[str, PoolDriver],
         pdus: Mapping[str, PduDriver],
         on_error: Callable[[str], None] = lambda _where: None,
     ) -> None:
         self.config = config
         self.inputs = inputs
-        self.applier = applier
         self.health = health
         self.clock = clock
         self.meters = meters
-        self.plcs = plcs
-        self.pool_pdus = {
-            p.name: [pdus[n] for n in p.pdus] for p in config.pools if p.driver == "pdu"
-        }
-        switched = {d.name for drivers in self.pool_pdus.values() for d in drivers}
-        self.watched = [d for name, d in pdus.items() if name not in switched]
+        self.polled = [d for d in pools.values() if d.poll_period_s is not None]
+        read_by_pools = {name for d in self.polled for name in d.devices()}
+        self.watched = [d for name, d in pdus.items() if name not in read_by_pools]
         self.on_error = on_error  # called inside `except`: it logs the traceback and counts it
-        self.max_kw = {p.name: p.max_kw for p in config.pools}
 
-    def reconfigure(self, config: Config) -> None:
+    def prepare(self, config: Config) -> Callable[[], None]:
         """A reload (same devices): the trip threshold and the wake threshold follow it."""
-        self.config = config
+
+        def commit() -> None:
+            self.config = config
+
+        return commit
 
     @property
     def wake_delta_kw(self) -> float:
@@ -75,12 +71,8 @@ class Pollers:
         tasks = [
             asyncio.create_task(self._meter(m), name=f"poll-{m.name}") for m in self.config.meters
         ]
-        tasks += [asyncio.create_task(self._plc(n), name=f"poll-{n}") for n in self.plcs]
+        tasks += [asyncio.create_task(self._pool(d), name=f"poll-{d.name}") for d in self.polled]
         tasks += [asyncio.create_task(self._watch(d), name=f"watch-{d.name}") for d in self.watched]
-        tasks += [
-            asyncio.create_task(self._pdu_pool(n, d), name=f"poll-{n}")
-            for n, d in self.pool_pdus.items()
-        ]
         return tasks
 
     async def _meter(self, cfg: MeterConfig) -> None:
@@ -99,13 +91,14 @@ class Pollers:
                 sample = None
             if sample is not None:
                 now = self.clock.time()
-                old = self.inputs.meters_kw.get(cfg.name)
-                self.inputs.meters_kw[cfg.name] = Reading(sample.power_kw, now)
+                old = self.inputs.set_meter(cfg.name, Reading(sample.power_kw, now))
                 wake = old is None or abs(old.value - sample.power_kw) > self.wake_delta_kw
                 if site:
                     was = self.inputs.islanded
-                    self.inputs.frequency_hz = Reading(sample.frequency_hz, now)
-                    self.inputs.islanded = Reading(1.0 if sample.islanded else 0.0, now)
+                    self.inputs.set_site_signals(
+                        Reading(sample.frequency_hz, now),
+                        Reading(1.0 if sample.islanded else 0.0, now),
+                    )
                     if sample.frequency_hz <= self.config.dispatch.frequency_trip_hz:
                         self.inputs.notify("frequency")  # I11: no waiting for the tick
                     if was is None or (was.value >= 0.5) != sample.islanded:
@@ -114,57 +107,27 @@ class Pollers:
                     self.inputs.notify("meter")
             await _sleep_rest(period_s, started, self.clock)
 
-    async def _plc(self, name: str) -> None:
-        plc = self.plcs[name]
-        health = self.health.device(name)
-
-        async def read() -> PoolTelemetry:
-            measured = await health.run(plc.read_measured)
-            seq = self.applier.applied_seq(name)
-            now = self.clock.time()
-            return PoolTelemetry(measured.power_kw, measured.available_kw, True, seq, now)
-
-        await self._poll_pool(name, read, lambda: health.up is False, PLC_POLL_S)
-
-    async def _pdu_pool(self, name: str, drivers: Sequence[PduDriver]) -> None:
-        async def read() -> PoolTelemetry:
-            total_kw = 0.0
-            for driver in drivers:
-                total_kw += await self.health.device(driver.name).run(driver.read_power_kw)
-            seq = self.applier.applied_seq(name)
-            return PoolTelemetry(total_kw, None, True, seq, self.clock.time())
-
-        def down() -> bool:
-            return any(self.health.device(d.name).up is False for d in drivers)
-
-        await self._poll_pool(name, read, down, PDU_POOL_POLL_S)
-
-    async def _poll_pool(
-        self,
-        name: str,
-        read: Callable[[], Awaitable[PoolTelemetry]],
-        down: Callable[[], bool],
-        period_s: float,
-    ) -> None:
+    async def _pool(self, driver: PoolDriver) -> None:
+        period_s = driver.poll_period_s or METER_POLL_S
         while True:
             started = self.clock.monotonic()
             try:
-                self._store(name, await read())
+                self._store(driver.name, await driver.read())
             except DeviceError:
-                self._mark_offline(name, down())
+                self._mark_offline(driver)
             except Exception:  # noqa: BLE001 - a poller must outlive any surprise (I10)
                 self.on_error("poll")
             await _sleep_rest(period_s, started, self.clock)
 
-    def _mark_offline(self, name: str, device_down: bool) -> None:
+    def _mark_offline(self, driver: PoolDriver) -> None:
+        name = driver.name
         last = self.inputs.pools.get(name)
-        if not device_down or (last is not None and not last.online):
+        if not driver.down() or (last is not None and not last.online):
             return  # one failed read is not an outage: health decides when the device is down
         now = self.clock.time()
         if last is None:  # never read: its load is unknown, so it counts at max_kw
-            last = PoolTelemetry(self.max_kw[name], None, True, self.applier.applied_seq(name), now)
-        self.inputs.set_pool_telemetry(name, _offline(last, now))
-        self.inputs.notify("pool")
+            last = PoolTelemetry(driver.max_kw, None, True, driver.sent_seq or 0, now)
+        self.inputs.pool_telemetry(name, _offline(last, now))
 
     async def _watch(self, driver: PduDriver) -> None:
         health = self.health.device(driver.name)
@@ -179,14 +142,15 @@ class Pollers:
 
     def _store(self, name: str, telemetry: PoolTelemetry) -> None:
         last = self.inputs.pools.get(name)
-        self.inputs.set_pool_telemetry(name, telemetry)
         if (
             last is None
             or last.applied_seq != telemetry.applied_seq
             or not last.online
             or abs(last.power_kw - telemetry.power_kw) > 0.01 * max(1.0, last.power_kw)
         ):
-            self.inputs.notify("pool")
+            self.inputs.pool_telemetry(name, telemetry)
+        else:
+            self.inputs.pool_telemetry(name, telemetry, wake=False)
 
 
 def _offline(last: PoolTelemetry, now: float) -> PoolTelemetry:

@@ -7,7 +7,7 @@ commands are on the wire. Both are pure consumers of the decision: they never ch
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from controller.clock import Clock
 from controller.core.plan import Decision, Plan, Snapshot
@@ -15,6 +15,7 @@ from controller.core.policies.dispatch import ID_CONFLICT
 from controller.core.state import ControllerState, PoolState
 from controller.model import OverrideRequest
 from controller.runtime import payloads
+from controller.runtime.inputs import OverrideOutcome
 from controller.runtime.observe import Observer
 from controller.runtime.topics import Topics
 
@@ -29,13 +30,14 @@ class Reporter:
         clock: Clock,
         publish: Publish,
         observer: Observer,
-        drivers: dict[str, str],
+        pool_kinds: Mapping[str, str],
     ) -> None:
         self.topics = topics
         self.clock = clock
         self.publish = publish
         self.observer = observer
-        self.drivers = drivers
+        self.pool_kinds = pool_kinds  # pool -> its driver kind: the confirm-latency label
+        self._override_outcomes = 0  # Inputs.override_outcomes last shown on override/state
         self.status_state = "online"
         self.status_since = clock.time()
         self.ready = False  # no status is published before READY (the last one stands)
@@ -76,7 +78,7 @@ class Reporter:
             if old is ps:
                 continue
             if old is not None and not old.confirmed and ps.confirmed and old.seq == ps.seq:
-                self.observer.confirmed(self.drivers[name], plan.at - ps.target_at)
+                self.observer.confirmed(self.pool_kinds[name], plan.at - ps.target_at)
             if old is None or old.seq != ps.seq:
                 commands[name] = {
                     "seq": ps.seq,
@@ -95,17 +97,16 @@ class Reporter:
     # -- after apply: acks, retained states, plan, status ---------------------------------------
 
     def publish_decision(
-        self, decision: Decision, previous: ControllerState, override_error_changed: bool,
-        override_error: str | None,
-    ) -> None:  # fmt: skip
+        self, decision: Decision, previous: ControllerState, override: OverrideOutcome
+    ) -> None:
         plan, t = decision.plan, self.topics
         for ack in decision.acks:
             self.publish(t.dispatch_ack, payloads.ack(ack), 1, False)
         state = decision.next_state
         if state.obligations != previous.obligations:
             self.publish(t.dispatch_state, payloads.dispatch_state(state.obligations), 1, True)
-        if state.override != previous.override or override_error_changed:
-            self.publish_override_state(state.override, override_error)
+        if state.override != previous.override or override.count != self._override_outcomes:
+            self.publish_override_state(state.override, override)
         key = _plan_key(plan)
         if decision.changed or key != self._plan_key:
             self._plan_key = key
@@ -135,8 +136,13 @@ class Reporter:
         doc = payloads.status(self.status_state, self.status_since, self.failsafe)
         self.publish(self.topics.status, doc, 1, True)
 
-    def publish_override_state(self, current: OverrideRequest | None, error: str | None) -> None:
-        self.publish(self.topics.override_state, payloads.override_state(current, error), 1, True)
+    def publish_override_state(
+        self, current: OverrideRequest | None, outcome: OverrideOutcome
+    ) -> None:
+        """override/state: the active override and the last request's outcome."""
+        self._override_outcomes = outcome.count
+        doc = payloads.override_state(current, outcome.error)
+        self.publish(self.topics.override_state, doc, 1, True)
 
     def publish_plan(self, plan: Plan) -> None:
         self._plan_key = _plan_key(plan)

@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from controller.adapters.store import DB_NAME, AsyncStateStore, StoreError
 from controller.clock import Clock
 from controller.config import Config
-from controller.drivers.health import HealthBoard
+from controller.drivers.pool import PoolDriver
 from controller.runtime import persist
 from controller.runtime.inputs import Inputs
 from controller.runtime.loop import ControlLoop
@@ -78,32 +79,26 @@ async def open_store(config: Config, loop: ControlLoop, inputs: Inputs) -> Async
     return store
 
 
-def site_seen(config: Config, inputs: Inputs, health: HealthBoard) -> bool:
+def site_seen(config: Config, inputs: Inputs, pools: Iterable[PoolDriver]) -> bool:
     """The site meter (when configured) has a reading and every pool has reported, or its
     device is known to be down (then it cannot report, and it is not waited for)."""
     for meter in config.meters:
         if meter.role == "site" and meter.name not in inputs.meters_kw:
             return False
-    for pool in config.pools:
-        if pool.name in inputs.pools:
-            continue
-        devices = [pool.name] if pool.driver == "modbus" else list(pool.pdus)
-        if pool.driver == "mqtt" or not any(health.device(d).up is False for d in devices):
-            return False
-    return True
+    return all(driver.name in inputs.pools or driver.down() for driver in pools)
 
 
 async def wait_for_site(
     config: Config,
     inputs: Inputs,
-    health: HealthBoard,
+    pools: Iterable[PoolDriver],
     clock: Clock,
     deadline: float,
     stop: asyncio.Event,
 ) -> None:
     """Until the site has been seen, the deadline (monotonic) passes, or a stop is asked."""
     while clock.monotonic() < deadline and not stop.is_set():
-        if site_seen(config, inputs, health):
+        if site_seen(config, inputs, pools):
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)

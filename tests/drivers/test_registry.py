@@ -4,46 +4,74 @@ from __future__ import annotations
 
 import pytest
 
+from controller.adapters.metrics import DRIVERS
 from controller.adapters.modbus import EndpointPool
+from controller.clock import SystemClock
+from controller.drivers.health import HealthBoard
+from controller.drivers.kinds import POOL_KINDS
 from controller.drivers.meter import MeterDriver
-from controller.drivers.modbus_pool import ModbusPoolDriver
+from controller.drivers.modbus_pool import ModbusPool, PlcDriver
+from controller.drivers.mqtt_pool import MqttPool
 from controller.drivers.pdu import PduDriver, ProtectedWriteRefused
+from controller.drivers.pdu_pool import PduPool
+from controller.drivers.pool import PoolDriver
 from controller.drivers.registry import (
     DriverDeps,
-    DriverFactory,
     DriverRegistry,
     DuplicateDriverKindError,
+    PoolDeps,
+    PoolFactory,
     UnknownDriverKindError,
-    default_registry,
+    make_meter,
+    make_pdu,
+    pool_registry,
 )
+from controller.model import PoolTelemetry
 from controller.sim.modbus_devices import SimPdu
 from controller.sim.modbus_server import SimModbusSite
 from tests.drivers.helpers import meter_cfg, pdu_cfg, plc_cfg
 
 
-def test_default_kinds_and_errors() -> None:
-    registry = default_registry()
-    assert registry.kinds() == ("meter", "modbus", "pdu")
-    with pytest.raises(UnknownDriverKindError, match="'mqtt'"):
-        registry.get("mqtt")
+class _Sink:
+    def pool_telemetry(self, pool: str, telemetry: PoolTelemetry) -> None: ...
+
+    def command_seq(self, pool: str, seq: int) -> None: ...
+
+
+def _pool_deps(endpoints: EndpointPool, pdus: dict[str, PduDriver]) -> PoolDeps:
+    return PoolDeps(
+        endpoints,
+        HealthBoard(SystemClock().monotonic),
+        pdus,
+        SystemClock(),
+        lambda *_: True,
+        "curtaild",
+        _Sink(),
+    )
+
+
+def test_pool_kinds_and_errors() -> None:
+    registry = pool_registry()
+    assert registry.kinds() == ("modbus", "mqtt", "pdu")
+    assert set(registry.kinds()) == set(POOL_KINDS)  # every kind has traits and a factory
+    with pytest.raises(UnknownDriverKindError, match="'pyasic'"):
+        registry.get("pyasic")
     with pytest.raises(DuplicateDriverKindError):
         registry.register("pdu", registry.get("pdu"))
 
-    def make_mqtt(cfg: object, deps: DriverDeps) -> object:
-        return ("mqtt", cfg, deps.services["session"])
+    def make_other(cfg: object, deps: PoolDeps) -> PoolDriver:
+        raise NotImplementedError
 
-    registry.register("mqtt", make_mqtt)
-    assert "mqtt" in registry
-    deps = DriverDeps(EndpointPool(), services={"session": "s"})
-    assert registry.get("mqtt")("cfg", deps) == ("mqtt", "cfg", "s")
+    registry.register("other", make_other)
+    assert "other" in registry
     # Each call is a fresh registry: registrations never leak between tests or reloads.
-    assert "mqtt" not in default_registry()
+    assert "other" not in pool_registry()
 
 
 def test_generic_registry_rejects_empty_kind() -> None:
-    registry: DriverRegistry[DriverFactory] = DriverRegistry()
+    registry: DriverRegistry[PoolFactory] = DriverRegistry()
     with pytest.raises(ValueError, match="non-empty"):
-        registry.register("", default_registry().get("pdu"))
+        registry.register("", pool_registry().get("pdu"))
 
 
 async def test_factories_share_one_endpoint_per_gateway(site: SimModbusSite) -> None:
@@ -52,15 +80,16 @@ async def test_factories_share_one_endpoint_per_gateway(site: SimModbusSite) -> 
     endpoints = EndpointPool(timeout_s=0.3)
     refused: list[str] = []
     deps = DriverDeps(endpoints, on_protected_refused=refused.append)
-    registry = default_registry()
 
-    pdu = registry.get("pdu")(pdu_cfg(sim.port), deps)
-    tenant_pdu = registry.get("pdu")(pdu_cfg(sim.port, protected=True), deps)
-    meter = registry.get("meter")(meter_cfg(sim.port), deps)
-    plc = registry.get("modbus")(plc_cfg(sim.port), deps)
+    pdu = make_pdu(pdu_cfg(sim.port), deps)
+    tenant_pdu = make_pdu(pdu_cfg(sim.port, protected=True), deps)
+    meter = make_meter(meter_cfg(sim.port), deps)
+    pools = pool_registry()
+    plc_pool = pools.get("modbus")(plc_cfg(sim.port), _pool_deps(endpoints, {pdu.name: pdu}))
     assert isinstance(pdu, PduDriver)
     assert isinstance(meter, MeterDriver)
-    assert isinstance(plc, ModbusPoolDriver)
+    assert isinstance(plc_pool, ModbusPool)
+    assert isinstance(plc_pool.plc, PlcDriver)
     assert len(endpoints) == 1
 
     assert isinstance(tenant_pdu, PduDriver)
@@ -71,9 +100,23 @@ async def test_factories_share_one_endpoint_per_gateway(site: SimModbusSite) -> 
     endpoints.close()
 
 
-def test_factory_checks_config_type() -> None:
-    deps = DriverDeps(EndpointPool())
-    with pytest.raises(TypeError, match="PduConfig"):
-        default_registry().get("pdu")(meter_cfg(1502), deps)
+def test_each_kind_builds_its_driver_and_a_modbus_pool_needs_an_address() -> None:
+    endpoints = EndpointPool()
+    pdu = make_pdu(pdu_cfg(1502), DriverDeps(endpoints))
+    deps = _pool_deps(endpoints, {pdu.name: pdu})
+    registry = pool_registry()
+    mqtt_cfg = plc_cfg(1502).model_copy(
+        update={"driver": "mqtt", "host": None, "port": None, "unit_id": None}
+    )
+    outlet_cfg = mqtt_cfg.model_copy(update={"driver": "pdu", "pdus": [pdu.name]})
+    assert isinstance(registry.get("mqtt")(mqtt_cfg, deps), MqttPool)
+    outlet_pool = registry.get("pdu")(outlet_cfg, deps)
+    assert isinstance(outlet_pool, PduPool)
+    assert not outlet_pool.can_cut  # its outlets are its command: no separate cut path
     with pytest.raises(ValueError, match="host and port"):
-        default_registry().get("modbus")(plc_cfg(1502).model_copy(update={"host": None}), deps)
+        registry.get("modbus")(plc_cfg(1502).model_copy(update={"host": None}), deps)
+    endpoints.close()
+
+
+def test_the_metrics_label_set_names_every_pool_kind() -> None:
+    assert set(POOL_KINDS) <= set(DRIVERS)

@@ -8,6 +8,7 @@ every command is a publish the test can read.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,34 @@ from controller.backoff import BackoffPolicy
 from controller.clock import FakeClock
 from controller.config import Config
 from controller.drivers.health import HealthBoard
+from controller.drivers.mqtt_pool import MqttPool
+from controller.drivers.outlets import OutletGroup
+from controller.feeds.common import FeedRejected
 from controller.runtime.apply import Applier
 from controller.runtime.inputs import Inputs
 from controller.runtime.loop import ControlLoop
 from controller.runtime.observe import Observer
 from controller.runtime.topics import Topics
 from controller.sim.plant import Plant
+
+Publish = Callable[[str, bytes, int, bool], bool]
+
+
+@dataclass
+class Wire:
+    """The rig's MQTT: publishes land in `sent`; a test may put a `hook` in front of it."""
+
+    sent: list[tuple[str, bytes, bool]] = field(default_factory=list)
+    hook: Publish | None = None
+
+    def __call__(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        if self.hook is not None:
+            return self.hook(topic, payload, qos, retain)
+        return self.send(topic, payload, qos, retain)
+
+    def send(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        self.sent.append((topic, payload, retain))
+        return True
 
 
 @dataclass
@@ -34,8 +57,12 @@ class Rig:
     inputs: Inputs
     metrics: Metrics
     store: AsyncStateStore
+    wire: Wire
     plant: Plant
-    sent: list[tuple[str, bytes, bool]] = field(default_factory=list)
+
+    @property
+    def sent(self) -> list[tuple[str, bytes, bool]]:
+        return self.wire.sent
 
     @property
     def prefix(self) -> str:
@@ -74,25 +101,29 @@ class Rig:
 
 async def make_rig(config: Config, state_dir: Path, clock: FakeClock | None = None) -> Rig:
     clock = clock or FakeClock()
-    sent: list[tuple[str, bytes, bool]] = []
-
-    def publish(topic: str, payload: bytes, qos: int, retain: bool) -> bool:
-        sent.append((topic, payload, retain))
-        return True
-
+    publish = Wire()
     metrics = Metrics(config, clock=clock)
     topics = Topics.of(config)
     observer = Observer(topics, clock, metrics, publish)
 
-    def on_reject(feed: str, reason: str, detail: str, payload: bytes) -> None:
-        observer.rejected(feed, reason, detail)
+    def on_reject(feed: str, verdict: FeedRejected) -> None:
+        observer.rejected(feed, verdict.reason, verdict.detail)
 
     inputs = Inputs(config, clock, on_reject)
     health = HealthBoard(clock.monotonic, policy=BackoffPolicy())
-    applier = Applier(config, publish, {}, {}, health, clock)
+    # MQTT pools without their PDUs: every command is a publish, none a Modbus write.
+    prefix = config.mqtt.topic_prefix
+    pools = {
+        p.name: MqttPool(
+            p, OutletGroup([], health), publish=publish, topic_prefix=prefix, sink=inputs
+        )
+        for p in config.pools
+    }
+    inputs.attach_pools(pools.values())
+    applier = Applier(pools, clock)
     loop = ControlLoop(config, clock, inputs, applier, publish, observer)
     store = await AsyncStateStore.open(state_dir / DB_NAME)
     loop.store = store
     loop.report.ready = True
     plant = Plant(config, clock.now, tenant_kw={t.name: 9000.0 for t in config.gpu_tenants})
-    return Rig(config, clock, loop, inputs, metrics, store, plant, sent)
+    return Rig(config, clock, loop, inputs, metrics, store, publish, plant)

@@ -138,7 +138,7 @@ async def test_an_event_that_cannot_be_built_is_contained(
 
 async def test_the_change_is_in_the_store_before_its_command_goes_out(rig: Rig) -> None:
     seen_in_store: list[bool] = []
-    publish = rig.loop.applier._publish
+    publish = rig.wire.send
 
     def checking(topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         if topic.endswith("/cmd"):
@@ -146,7 +146,7 @@ async def test_the_change_is_in_the_store_before_its_command_goes_out(rig: Rig) 
                 seen_in_store.append("id:VDI-4" in store.load().obligations)
         return publish(topic, payload, qos, retain)
 
-    rig.loop.applier._publish = checking
+    rig.wire.hook = checking
     rig.message(rig.config.feeds.dispatch_topic, _ecrs("VDI-4", 6.0))
     rig.clock.now += 1
     await rig.loop.step()

@@ -29,6 +29,7 @@ from controller.clock import iso
 from controller.core.decide import decide
 from controller.core.plan import Decision, DispatchAck, Snapshot
 from controller.core.state import ControllerState, initial_state
+from controller.drivers.mqtt_pool import cmd_payload
 from controller.feeds.common import FeedRejected, RejectReason, peek_field, peek_id
 from controller.feeds.dispatch import parse_dispatch
 from controller.feeds.override import OverrideValidator
@@ -36,6 +37,7 @@ from controller.feeds.pool_state import parse_pool_state
 from controller.feeds.price import PriceBook, parse_hashprice, parse_price_payload
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry
 from controller.runtime import payloads, persist
+from controller.runtime.apply import command_of
 from controller.sim.configs import build_config, mixed_site
 from tests.unit.factories import (
     acting_price,
@@ -114,7 +116,7 @@ def outputs(decision: Decision) -> list[bytes]:
         payloads.status("failsafe" if plan.failsafe else "online", plan.at, plan.failsafe),
         payloads.event("commands", plan.at, binding=plan.binding, reasons=list(decision.reasons)),
     ]
-    docs += [payloads.pool_cmd(ps, plan.at) for ps in plan.pools.values()]
+    docs += [cmd_payload(command_of(ps, plan.at)) for ps in plan.pools.values()]
     for ack in decision.acks:
         docs += [payloads.ack(ack), payloads.rejected_ack(ack.id, "id_conflict", ack.at)]
     return docs

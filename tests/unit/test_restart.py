@@ -94,8 +94,8 @@ async def test_override_trip_dwell_and_nonces_survive(tmp_path: Path) -> None:
     assert state.pools["mid"].seq == rig.loop.state.pools["mid"].seq  # commanded: tripped
     assert "eff" not in state.pools  # never commanded: seeded from telemetry again
     again.message(f"{again.prefix}/override/set", override)  # replayed after the restart
-    assert again.inputs.override_error is not None
-    assert again.inputs.override_error.startswith("replayed_nonce")
+    assert again.inputs.override_last.error is not None
+    assert again.inputs.override_last.error.startswith("replayed_nonce")
     await rig.store.close()
     await again.store.close()
 

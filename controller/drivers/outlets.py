@@ -1,0 +1,84 @@
+"""The PDU outlets a pool switches: a setpoint pool's hard-cut path, or an outlet pool itself.
+
+Apply is a diff (DESIGN point 5): the wanted vector per PDU is kept, and a PDU is written only
+while what was last written differs from it. Protected PDUs (CONTRACT I1) never enter a group:
+the registry leaves them out, and their drivers refuse writes regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from controller.adapters.modbus import DeviceError
+from controller.drivers.health import DeviceHealth, HealthBoard
+from controller.drivers.pdu import PduDriver, ProtectedWriteRefused
+
+if TYPE_CHECKING:
+    from controller.drivers.pool import SendLog
+
+OUTLET_WRITES = "pdu"  # the commands metric's label for outlet writes, whatever the pool's kind
+
+
+class OutletGroup:
+    def __init__(self, pdus: Sequence[PduDriver], health: HealthBoard) -> None:
+        self.pdus = [d for d in pdus if not d.cfg.protected]
+        self._health = health
+        self.count = sum(d.cfg.outlets for d in self.pdus)
+        self._wanted: dict[str, tuple[bool, ...]] = {}
+        self._written: dict[str, tuple[bool, ...]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.pdus)
+
+    def health(self, device: str) -> DeviceHealth:
+        return self._health.device(device)
+
+    def want(self, on_count: int) -> None:
+        """The first `on_count` outlets on, in PDU order, the rest off."""
+        for pdu in self.pdus:
+            outlets = pdu.cfg.outlets
+            take = min(outlets, on_count)
+            self._wanted[pdu.name] = (True,) * take + (False,) * (outlets - take)
+            on_count -= take
+
+    def forget_written(self) -> None:
+        self._written.clear()
+
+    @property
+    def pending(self) -> bool:
+        return any(self._written.get(name) != states for name, states in self._wanted.items())
+
+    @property
+    def settled(self) -> bool:
+        """Every PDU of the group shows what was last wanted (nothing wanted counts as done)."""
+        return not self.pending
+
+    async def write(self, log: SendLog) -> None:
+        writes = [
+            self._write(pdu, states, log)
+            for pdu in self.pdus
+            if (states := self._wanted.get(pdu.name)) is not None
+            and self._written.get(pdu.name) != states
+        ]
+        # One PDU's surprise must not cancel the others' writes (I10); the first is raised.
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _write(self, pdu: PduDriver, states: tuple[bool, ...], log: SendLog) -> None:
+        health = self._health.device(pdu.name)
+        try:
+            if None in pdu.known_outlets:
+                # Learn the outlets before the first write: restoring outlets that are already
+                # on (the usual case after a start) then writes nothing.
+                await health.run(pdu.read_outlets)
+            writes = await health.run(lambda: pdu.set_outlets(states))
+        except (DeviceError, ProtectedWriteRefused):
+            log.failed()
+            return
+        self._written[pdu.name] = states
+        if writes:
+            log.sent(OUTLET_WRITES)
