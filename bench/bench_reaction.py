@@ -29,7 +29,8 @@ import aiomqtt
 from controller.adapters.modbus import quiet_pymodbus_logs
 from controller.clock import iso
 from controller.config_render import render_toml
-from controller.sim.demo_site import demo_config, free_port
+from controller.sim.configs import free_port
+from controller.sim.demo_site import demo_config
 from controller.sim.site import SimSite
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,18 +15,19 @@ from typing import Any
 
 from bench.faults_common import Env, Round, stored_audit, until
 from controller.adapters.store import DB_NAME, AuditRecord, StateStore
+from controller.clock import FakeClock
 from controller.runtime import loop as loop_module
 from tests.integration.documents import sced
 from tests.integration.live import spawn_daemon
 from tests.integration.site import site_data, write_config
 from tests.unit.harness import make_config
-from tests.unit.loop_rig import HandClock, Rig, make_rig
+from tests.unit.loop_rig import Rig, make_rig
 from tests.unit.store_support import T0, full_delta
 
 POOLS = ("eff", "mid", "old")  # tests.unit.harness.make_config's pools, all MQTT
 
 
-class WallClock(HandClock):
+class WallClock(FakeClock):
     """The rig's clock, following the wall clock: `now` (which the rig reads) is time.time()."""
 
     @property
@@ -35,7 +36,7 @@ class WallClock(HandClock):
 
     @now.setter
     def now(self, value: float) -> None:
-        pass  # HandClock.__init__ sets it; the wall clock cannot be moved
+        pass  # FakeClock.__init__ sets it; the wall clock cannot be moved
 
 
 def broken_decide(*_: Any) -> Any:

@@ -24,11 +24,12 @@ from controller.adapters.metrics_server import MetricsServer
 from controller.adapters.modbus import quiet_pymodbus_logs
 from controller.adapters.mqtt import MqttSession, OutMessage
 from controller.adapters.store import AsyncStateStore
+from controller.backoff import BackoffPolicy
 from controller.clock import Clock, SystemClock
 from controller.config import Config, load_config
 from controller.core.failsafe import all_curtailed
 from controller.core.site import compile_site
-from controller.drivers.health import BackoffPolicy, HealthBoard
+from controller.drivers.health import HealthBoard
 from controller.errors import ConfigError
 from controller.feeds.common import FeedRejected
 from controller.logs import get

@@ -30,3 +30,26 @@ def iso(epoch_s: float | None) -> str | None:
     if epoch_s is None:
         return None
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
+
+
+class FakeClock:
+    """A clock that moves only when told (tests, benchmarks, simulations).
+
+    `time()` and `monotonic()` both read `now`; calling the clock reads it too, for the
+    drivers and endpoints that take a plain `() -> float` monotonic clock.
+    """
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

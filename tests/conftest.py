@@ -1,7 +1,8 @@
 """Fixtures shared by every suite: a real mosquitto broker (never skipped) and MQTT configs.
 
-The helpers themselves (free_port, MosquittoBroker, MqttProbe, TcpProxy) live in tests/support.py
-so tests can import them for typing; the fixtures here only manage lifetimes.
+The helpers themselves (MosquittoBroker, MqttProbe, TcpProxy) live in tests/support.py so tests
+can import them for typing (free_port is controller.sim.configs'); the fixtures here only manage
+lifetimes.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ import aiomqtt
 
 from controller.adapters.mqtt import MqttSession
 from controller.config import MqttConfig
+from controller.sim.configs import free_port
 
 # Real ERCOT data lives beside the project, not in it (CONTRACT data README).
 SHARED_ERCOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ercot"
@@ -36,13 +37,6 @@ MOSQUITTO_MISSING = (
     "mosquitto is not installed: run `sudo apt-get install mosquitto` "
     "(make test installs it when run as root)"
 )
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the OS picks it; a tiny reuse race remains)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def find_mosquitto() -> str | None:

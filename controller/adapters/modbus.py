@@ -23,6 +23,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
+from controller.backoff import BackoffPolicy
+
 # Exception codes that say the request itself is wrong (function, address, value): retrying the
 # same request cannot help, so they are permanent. Busy, device failure and gateway codes pass.
 _PERMANENT_EXCEPTION_CODES: Final = frozenset({0x01, 0x02, 0x03})
@@ -31,8 +33,7 @@ _GUARD_S: Final = 0.25
 _FLOAT32: Final = AsyncModbusTcpClient.DATATYPE.FLOAT32
 # After a failed connect, calls fail fast for this long (doubling to the cap) so that devices
 # queued behind one dead gateway do not each wait out a connect timeout.
-_CONNECT_HOLDOFF_MIN_S: Final = 0.1
-_CONNECT_HOLDOFF_MAX_S: Final = 5.0
+_CONNECT_HOLDOFF: Final = BackoffPolicy(initial_s=0.1, factor=2.0, max_s=5.0)
 
 
 class DeviceError(Exception):
@@ -89,7 +90,7 @@ class ModbusEndpoint:
         self._client: AsyncModbusTcpClient | None = None
         self._lock = asyncio.Lock()
         self._holdoff_until = 0.0
-        self._holdoff_s = 0.0
+        self._connect_failures = 0  # in a row
         self._deadline: asyncio.Timeout | None = None  # of the request in flight
         self._dropped = False  # the connection went away since it was made
         self.requests_total = 0
@@ -227,12 +228,10 @@ class ModbusEndpoint:
             ok = False
         # connect() reports failure by returning False (or leaving no transport), not raising.
         if not ok or not self._client.connected:
-            self._holdoff_s = min(
-                _CONNECT_HOLDOFF_MAX_S, max(_CONNECT_HOLDOFF_MIN_S, 2 * self._holdoff_s)
-            )
-            self._holdoff_until = self._clock() + self._holdoff_s
+            self._connect_failures += 1
+            self._holdoff_until = self._clock() + _CONNECT_HOLDOFF.delay_s(self._connect_failures)
             raise DeviceError(f"{self}: cannot connect", transient=True)
-        self._holdoff_s = 0.0
+        self._connect_failures = 0
         self._holdoff_until = 0.0
         return self._client
 

@@ -30,13 +30,14 @@ from typing import Any
 
 import aiomqtt
 
+from controller.backoff import BackoffPolicy
 from controller.config import MqttConfig
 from controller.errors import CurtaildError
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_MIN_S = 0.2
-BACKOFF_MAX_S = 10.0
+# Reconnect waits: 0.2 s after a session ends or a first failed connect, doubling to 10 s.
+RECONNECT_BACKOFF = BackoffPolicy(initial_s=0.2, factor=2.0, max_s=10.0)
 MAX_QUEUED = 10_000
 
 
@@ -66,6 +67,17 @@ def _explain(detail: str) -> tuple[str, str]:
         "Check [mqtt] host and port (env CURTAILD_MQTT__HOST / CURTAILD_MQTT__PORT) and that the "
         "broker is running (systemctl status mosquitto)."
     )
+
+
+def topic_matches(wildcard: str, topic: str) -> bool:
+    """Whether `topic` falls under the subscription filter `wildcard` (`+` one level, `#` the
+    rest, its parent level included), as aiomqtt matches them; False for a malformed topic or
+    filter. Like the broker-side rule it does not keep `$SYS/...` out of a leading wildcard: the
+    broker never delivers those to our filters."""
+    try:
+        return aiomqtt.Topic(topic).matches(wildcard)
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +225,8 @@ class MqttSession:
         )
         # A burst of 200 pool commands is normal; aiomqtt warns above 10 pending calls.
         client.pending_calls_threshold = self._outbox_limit
-        backoff_s = BACKOFF_MIN_S
-        failures = 0
+        failures = 0  # connect attempts failed in a row (logged once, not per retry)
+        retries = 0  # waits since the broker was last reached
         try:
             while not self._close_requested.is_set():
                 connects_before = self.stats.connects
@@ -226,7 +238,7 @@ class MqttSession:
                     self.last_error = str(exc) or type(exc).__name__
                 self._on_disconnected()
                 if self.stats.connects > connects_before:  # this round reached the broker
-                    backoff_s, failures = BACKOFF_MIN_S, 0
+                    failures = retries = 0
                     if error is not None:
                         logger.warning("mqtt %s lost: %s; reconnecting", self._where, error)
                 elif error is not None:
@@ -237,9 +249,11 @@ class MqttSession:
                     logger.log(level, "mqtt %s: cannot connect: %s; retrying", self._where, error)
                 if self._close_requested.is_set():
                     break
+                retries += 1
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._close_requested.wait(), backoff_s)
-                backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
+                    await asyncio.wait_for(
+                        self._close_requested.wait(), RECONNECT_BACKOFF.delay_s(retries)
+                    )
         finally:
             self._on_disconnected()
             self._stopped.set()

@@ -12,29 +12,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from controller.adapters.modbus import DeviceError
+from controller.backoff import BackoffPolicy
 
 T = TypeVar("T")
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class BackoffPolicy:
-    """Retry delay after n consecutive failures: initial_s * factor**(n-1), at most max_s."""
-
-    initial_s: float = 0.5
-    factor: float = 2.0
-    max_s: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.initial_s < 0 or self.factor < 1 or self.max_s < self.initial_s:
-            raise ValueError("backoff needs initial_s >= 0, factor >= 1, max_s >= initial_s")
-
-    def delay_s(self, failures: int) -> float:
-        if failures <= 0:
-            return 0.0
-        # Cap the exponent first: factor**n overflows a float long before a site gives up.
-        exponent = min(failures - 1, 64)
-        return min(self.max_s, self.initial_s * self.factor**exponent)
 
 
 @dataclass(frozen=True, slots=True)

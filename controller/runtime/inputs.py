@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from controller.adapters.mqtt import topic_matches
 from controller.clock import Clock
 from controller.config import Config
 from controller.core.plan import Snapshot
@@ -21,7 +22,7 @@ from controller.feeds.dispatch import parse_dispatch
 from controller.feeds.override import OverrideValidator
 from controller.feeds.price import PriceBook, parse_hashprice, parse_price_payload
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry, Reading
-from controller.runtime.topics import Topics, matches
+from controller.runtime.topics import Topics
 
 RejectHook = Callable[[str, FeedRejected], None]  # (feed, the verdict, with the id when known)
 
@@ -130,12 +131,12 @@ class Inputs:
                 pool(payload, self.clock.time())
             elif topic.startswith(f"{t.prefix}/pools/"):
                 return  # not ours (or a polled pool, whose telemetry comes from its device)
-            elif matches(t.dispatch, topic):
+            elif topic_matches(t.dispatch, topic):
                 self._on_dispatch(payload)
-            elif t.hashprice and matches(t.hashprice, topic):
+            elif t.hashprice and topic_matches(t.hashprice, topic):
                 self.hashprice = parse_hashprice(payload)
                 self.feed_seen_at["hashprice"] = self.clock.time()
-            elif matches(t.price, topic):
+            elif topic_matches(t.price, topic):
                 self._on_price(payload)
         except FeedRejected as exc:
             self.on_reject(_feed_of(topic, t), exc)
@@ -239,8 +240,8 @@ def _feed_of(topic: str, t: Topics) -> str:
         return "override"
     if topic.startswith(f"{t.prefix}/pools/"):
         return "pool_state"
-    if matches(t.dispatch, topic):
+    if topic_matches(t.dispatch, topic):
         return "dispatch"
-    if t.hashprice and matches(t.hashprice, topic):
+    if t.hashprice and topic_matches(t.hashprice, topic):
         return "hashprice"
     return "price"

@@ -77,17 +77,3 @@ class Topics:
         if self.hashprice:
             subs.append(self.hashprice)
         return subs
-
-
-def matches(topic_filter: str, topic: str) -> bool:
-    """MQTT filter matching with `+` (one level) and `#` (the rest, parent included)."""
-    f_parts = topic_filter.split("/")
-    t_parts = topic.split("/")
-    for i, part in enumerate(f_parts):
-        if part == "#":
-            return True
-        if i >= len(t_parts):
-            return False
-        if part not in ("+", t_parts[i]):
-            return False
-    return len(f_parts) == len(t_parts)

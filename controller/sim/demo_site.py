@@ -6,11 +6,10 @@ times and staleness are scaled to match (see `demo_config`).
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from controller.config import Config
-from controller.config_checks import check_site
+from controller.sim.configs import PoolShape, TenantShape, build_config, free_ports, site_data
 
 # (name, driver, max_kw, J/TH, ufr): mixed generations, least efficient curtailed first.
 POOLS = [
@@ -29,71 +28,18 @@ POOLS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def demo_config(broker_port: int, metrics_port: int, state_dir: str) -> Config:
-    pools: list[dict[str, Any]] = []
-    pdus: list[dict[str, Any]] = []
-    for name, driver, max_kw, eff, ufr in POOLS:
-        pool: dict[str, Any] = {
-            "name": name,
-            "driver": driver,
-            "max_kw": max_kw,
-            "efficiency_j_per_th": eff,
-            "ufr": ufr,
-        }
-        if driver == "pdu":
-            pdus.append(
-                {
-                    "name": f"pdu-{name}",
-                    "host": "127.0.0.1",
-                    "port": free_port(),
-                    "outlets": 24,
-                    "outlet_kw": 14.0,
-                }
-            )
-            pool["pdus"] = [f"pdu-{name}"]
-        elif driver == "mqtt":
-            # Two PDUs feed each agent pool: the hard-cut path if its agent stops listening.
-            names = [f"pdu-{name}-1", f"pdu-{name}-2"]
-            pdus.extend(
-                {
-                    "name": pdu,
-                    "host": "127.0.0.1",
-                    "port": free_port(),
-                    "outlets": 48,
-                    "outlet_kw": max_kw / 96 * 1.2,
-                }
-                for pdu in names
-            )
-            pool["pdus"] = names
-        else:
-            pool.update({"host": "127.0.0.1", "port": free_port(), "unit_id": 1})
-        pools.append(pool)
-    gpu_pdus = [f"pdu-gpu-{i}" for i in range(1, 5)]
-    pdus.extend(
-        {
-            "name": name,
-            "host": "127.0.0.1",
-            "port": free_port(),
-            "outlets": 48,
-            "outlet_kw": 60.0,
-            "protected": True,
-        }
-        for name in gpu_pdus
+    shapes = [_shape(name, driver, max_kw, eff, ufr) for name, driver, max_kw, eff, ufr in POOLS]
+    tenant = TenantShape(
+        "tenant-a",
+        20000,
+        meters=("gpu-a",),
+        pdus=tuple(f"pdu-gpu-{i}" for i in range(1, 5)),
+        outlets=48,
+        outlet_kw=60.0,
     )
-    data: dict[str, Any] = {
-        "site": {
-            "name": "demo-west",
-            "poi_limit_kw": 60000,
-            "aux_kw": 1500,
-            "margin_kw": 500,
-            "settlement_point": "HB_WEST",
-        },
+    sections: dict[str, Any] = {
+        "site": {"settlement_point": "HB_WEST"},
         "mqtt": {
             "host": "127.0.0.1",
             "port": broker_port,
@@ -123,18 +69,26 @@ def demo_config(broker_port: int, metrics_port: int, state_dir: str) -> Config:
         },
         "dispatch": {"frequency_reset_s": 5},
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
-        "meters": [
-            {"name": "poi", "role": "site", "host": "127.0.0.1", "port": free_port()},
-            {"name": "gpu-a", "role": "gpu", "host": "127.0.0.1", "port": free_port()},
-        ],
-        "gpu_tenants": [
-            {"name": "tenant-a", "firm_kw": 20000, "meters": ["gpu-a"], "pdus": gpu_pdus}
-        ],
-        "pools": pools,
-        "pdus": pdus,
     }
-    config = Config.model_validate(data)
-    problems = check_site(config)
-    if problems:  # a bug in this module, not a user error
-        raise AssertionError(problems)
-    return config
+    data = site_data(
+        shapes,
+        [tenant],
+        poi_limit_kw=60000,
+        aux_kw=1500,
+        margin_kw=500,
+        name="demo-west",
+        ports=free_ports(),
+        sections=sections,
+    )
+    return build_config(data)
+
+
+def _shape(name: str, driver: str, max_kw: float, eff: float, ufr: bool) -> PoolShape:
+    if driver == "pdu":
+        return PoolShape(name, driver, max_kw, eff, ufr=ufr, outlets=24, outlet_kw=14.0)
+    if driver == "mqtt":
+        # Two PDUs feed each agent pool: the hard-cut path if its agent stops listening.
+        return PoolShape(
+            name, driver, max_kw, eff, ufr=ufr, outlets=48, outlet_kw=max_kw / 96 * 1.2, pdus=2
+        )
+    return PoolShape(name, driver, max_kw, eff, ufr=ufr, outlets=0)

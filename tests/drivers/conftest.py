@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from controller.adapters.modbus import EndpointPool
+from controller.clock import FakeClock
 from controller.sim.modbus_server import SimModbusSite
-from tests.drivers.helpers import TIMEOUT_S, FakeClock
+from tests.drivers.helpers import TIMEOUT_S
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers for driver tests: configs pointing at loopback simulators, a hand-moved clock."""
+"""Helpers for driver tests: configs pointing at loopback simulators."""
 
 from __future__ import annotations
 
@@ -6,19 +6,6 @@ from controller.config import MeterConfig, PduConfig, PoolConfig
 
 # Short enough that failure paths keep the suite fast, long enough for a loaded CI machine.
 TIMEOUT_S = 0.3
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start_s: float = 1000.0) -> None:
-        self.now_s = start_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds
 
 
 def pdu_cfg(port: int, *, outlets: int = 8, protected: bool = False, **extra: int) -> PduConfig:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from controller.adapters.modbus import DeviceError, EndpointPool
+from controller.backoff import BackoffPolicy
+from controller.clock import FakeClock
 from controller.drivers.health import (
-    BackoffPolicy,
     DeviceBackingOffError,
     DeviceHealth,
     HealthBoard,
@@ -15,18 +16,7 @@ from controller.drivers.health import (
 from controller.drivers.meter import MeterDriver
 from controller.sim.modbus_devices import SimMeter
 from controller.sim.modbus_server import SimModbusSite
-from tests.drivers.helpers import FakeClock, meter_cfg
-
-
-def test_backoff_doubles_up_to_the_cap() -> None:
-    policy = BackoffPolicy(initial_s=0.5, factor=2.0, max_s=5.0)
-    assert [policy.delay_s(n) for n in range(7)] == [0.0, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
-    assert policy.delay_s(10_000) == 5.0  # no overflow after a long outage
-
-
-def test_bad_policy_is_rejected() -> None:
-    with pytest.raises(ValueError, match="backoff"):
-        BackoffPolicy(initial_s=10.0, max_s=1.0)
+from tests.drivers.helpers import meter_cfg
 
 
 def test_transitions_fire_once_per_change(clock: FakeClock) -> None:

@@ -7,10 +7,11 @@ import struct
 import pytest
 
 from controller.adapters.modbus import DeviceError, EndpointPool
+from controller.clock import FakeClock
 from controller.drivers.modbus_pool import PlcDriver, PlcMeasurement
 from controller.sim.modbus_devices import SimPlc
 from controller.sim.modbus_server import SimModbusSite
-from tests.drivers.helpers import FakeClock, plc_cfg
+from tests.drivers.helpers import plc_cfg
 
 
 async def test_setpoint_is_one_request_high_word_first(

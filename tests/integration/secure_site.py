@@ -25,9 +25,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from controller.config import Config, MqttConfig
+from controller.sim.configs import free_port
 from controller.sim.site import SimSite
 from tests.integration.site import ROOT, site_data, spawn_daemon, write_config
-from tests.support import BrokerTls, MosquittoBroker, MqttProbe, ProbeTls, free_port
+from tests.support import BrokerTls, MosquittoBroker, MqttProbe, ProbeTls
 from tests.tls import Pki
 
 RENDER_ACL = ROOT / "deploy" / "mosquitto" / "render_acl.py"

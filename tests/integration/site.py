@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from controller.config import Config, MqttConfig
-from controller.config_checks import check_site
 from controller.config_render import render_toml
+from controller.sim.configs import PoolShape, TenantShape, build_config, free_ports, with_sections
+from controller.sim.configs import site_data as config_site_data
 from controller.sim.site import SimSite
 from tests.integration.documents import iso_now, sced
 from tests.integration.faults import NotifyListener
 from tests.integration.live import ROOT, LiveSite, spawn_daemon, stop_daemon
 from tests.support import MqttProbe
-from tests.support import free_port as support_free_port
 
 # Other integration modules import the documents, ROOT and spawn_daemon from here.
 __all__ = ["FLEET_KW", "POI_KW", "ROOT", "LiveSite", "iso_now", "live_site", "sced", "site_data",
@@ -39,25 +39,21 @@ __all__ = ["FLEET_KW", "POI_KW", "ROOT", "LiveSite", "iso_now", "live_site", "sc
 FLEET_KW = 3000 + 3000 + 3000 + 2000 + 216.0
 POI_KW = 30000.0
 
+POOLS = (
+    PoolShape("a1", max_kw=3000, efficiency_j_per_th=17.0, outlets=64, outlet_kw=60.0),
+    PoolShape("a2", max_kw=3000, efficiency_j_per_th=22.0, ufr=True, outlets=64, outlet_kw=60.0),
+    PoolShape("a3", max_kw=3000, efficiency_j_per_th=30.0, outlets=64, outlet_kw=60.0),
+    PoolShape("plc1", "modbus", max_kw=2000, efficiency_j_per_th=25.0, outlets=0),
+    PoolShape("px", "pdu", max_kw=240, efficiency_j_per_th=40.0, outlets=24, outlet_kw=10.0),
+)
+TENANT = TenantShape("tenant-a", 10000, meters=("gpu-a",), pdus=("pdu-gpu",), outlet_kw=60.0)
+
 
 def site_data(mqtt: MqttConfig, **sections: Any) -> dict[str, Any]:
-    taken: set[int] = set()
-
-    def free_port() -> int:
-        # The OS may hand the same free port out twice in a row (about 1 site in 300 here):
-        # two devices on one port would fail check_site, so each device gets a distinct one.
-        port = support_free_port()
-        while port in taken:
-            port = support_free_port()
-        taken.add(port)
-        return port
-
-    def pdu(name: str, outlets: int = 64, outlet_kw: float = 60.0, **kw: Any) -> dict[str, Any]:
-        return {"name": name, "host": "127.0.0.1", "port": free_port(), "outlets": outlets,
-                "outlet_kw": outlet_kw, **kw}  # fmt: skip
-
-    data: dict[str, Any] = {
-        "site": {"name": "it", "poi_limit_kw": 30000, "aux_kw": 1000, "margin_kw": 500},
+    """The site's config dict, every device on a free loopback port; `sections` on top."""
+    ports = free_ports()
+    data = config_site_data(POOLS, [TENANT], poi_limit_kw=POI_KW, aux_kw=1000, margin_kw=500,
+                            name="it", ports=ports, sections={
         "mqtt": {"host": mqtt.host, "port": mqtt.port, "client_id": mqtt.client_id,
                  "topic_prefix": mqtt.topic_prefix, "keepalive_s": 5},
         "feeds": {"dispatch_topic": f"{mqtt.topic_prefix}-qse/dispatch",
@@ -66,36 +62,13 @@ def site_data(mqtt: MqttConfig, **sections: Any) -> dict[str, Any]:
         "control": {"tick_s": 0.2, "confirm_timeout_s": 1.0, "ramp_up_kw_per_s": 100000,
                     "state_dir": "/tmp"},
         "dispatch": {"frequency_reset_s": 1},
-        "metrics": {"listen": f"127.0.0.1:{free_port()}"},
-        "meters": [
-            {"name": "poi", "role": "site", "host": "127.0.0.1", "port": free_port()},
-            {"name": "gpu-a", "role": "gpu", "host": "127.0.0.1", "port": free_port()},
-        ],
-        "gpu_tenants": [{"name": "tenant-a", "firm_kw": 10000, "meters": ["gpu-a"],
-                         "pdus": ["pdu-gpu"]}],
-        "pools": [
-            {"name": "a1", "driver": "mqtt", "max_kw": 3000, "efficiency_j_per_th": 17.0,
-             "pdus": ["pdu-a1"]},
-            {"name": "a2", "driver": "mqtt", "max_kw": 3000, "efficiency_j_per_th": 22.0,
-             "pdus": ["pdu-a2"], "ufr": True},
-            {"name": "a3", "driver": "mqtt", "max_kw": 3000, "efficiency_j_per_th": 30.0,
-             "pdus": ["pdu-a3"]},
-            {"name": "plc1", "driver": "modbus", "max_kw": 2000, "efficiency_j_per_th": 25.0,
-             "host": "127.0.0.1", "port": free_port(), "unit_id": 1},
-            {"name": "px", "driver": "pdu", "max_kw": 240, "efficiency_j_per_th": 40.0,
-             "pdus": ["pdu-px"]},
-        ],
-        "pdus": [pdu("pdu-a1"), pdu("pdu-a2"), pdu("pdu-a3"), pdu("pdu-px", 24, 10.0),
-                 pdu("pdu-gpu", 24, 60.0, protected=True)],
-    }  # fmt: skip
-    for key, value in sections.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
-    return data
+        "metrics": {"listen": f"127.0.0.1:{next(ports)}"},
+    })  # fmt: skip
+    return with_sections(data, sections)
 
 
 def write_config(data: dict[str, Any], path: Path) -> Config:
-    config = Config.model_validate(data)
-    assert not check_site(config)
+    config = build_config(data)
     dumped = config.model_dump(mode="python")
     dumped["mqtt"].pop("password")
     path.write_text(render_toml(dumped))

@@ -109,7 +109,7 @@ async def test_run_refuses_a_store_it_cannot_trust(tmp_path: Path, damage: str) 
     it is never reset silently."""
     import sqlite3
 
-    from tests.support import free_port
+    from controller.sim.configs import free_port
 
     state_dir = tmp_path / "state"
     state_dir.mkdir()

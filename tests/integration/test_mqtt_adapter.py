@@ -13,13 +13,13 @@ from controller.adapters.broker import EmbeddedBroker
 from controller.adapters.mqtt import BrokerUnreachable, MqttSession, OutMessage
 from controller.adapters.mqtt_oneshot import fetch_retained, publish_once, request_reply
 from controller.config import MqttConfig
+from controller.sim.configs import free_port
 from tests.support import (
     MosquittoBroker,
     MqttProbe,
     Received,
     TcpProxy,
     eventually,
-    free_port,
     running,
 )
 

@@ -20,6 +20,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from controller.sim.configs import free_port
 from tests.integration.live import cli
 from tests.integration.secure_site import (
     A1_AGENT,
@@ -48,7 +49,6 @@ from tests.support import (
     ProbeTls,
     eventually,
     find_mosquitto,
-    free_port,
 )
 from tests.tls import OPENSSL_MISSING, Pki, find_openssl, make_pki
 

@@ -1,21 +1,12 @@
-"""Builders for site configs, snapshots and validated inputs, for any unit test or property.
-
-Plain functions over plain data (no hypothesis here): a test describes a site as a list of
-`PoolShape` and `TenantShape`, `site_data` turns that into the dict a TOML file would give,
-and `build_config` validates it exactly as `load_config` would (field models, then the
-cross-field `check_site` rules) without needing a file. Snapshot-side builders make the
-frozen inputs of `decide()` with their timestamps.
+"""Builders of snapshots and validated inputs, and readings of a config, for any unit test or
+property. Plain functions over plain data (no hypothesis here); site configs are built by
+`controller.sim.configs`. Snapshot-side builders make the frozen inputs of `decide()` with
+their timestamps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
-
 from controller.config import Config, PoolConfig
-from controller.config_checks import check_site
-from controller.core.state import PoolState
 from controller.model import (
     ActingPrice,
     DispatchInstruction,
@@ -29,189 +20,6 @@ from controller.model import (
 
 # A fixed, realistic epoch (2023-11-14T22:13:20Z) so that times in failures are readable.
 T0 = 1_700_000_000.0
-LOOPBACK = "127.0.0.1"
-
-
-@dataclass(frozen=True, slots=True)
-class PoolShape:
-    """One mining pool; `outlets` = 0 means it has no PDU (no hard-cut path)."""
-
-    name: str
-    driver: str = "mqtt"  # mqtt | modbus | pdu
-    max_kw: float = 3000.0
-    efficiency_j_per_th: float = 21.5
-    strike_usd_per_mwh: float = 0.0
-    ufr: bool = False
-    outlets: int = 24
-    outlet_kw: float = 3.5
-
-    @property
-    def pdu_name(self) -> str | None:
-        return f"pdu-{self.name}" if self.outlets > 0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class TenantShape:
-    """One GPU tenant with `meters` GPU meters and `pdus` protected PDUs."""
-
-    name: str
-    firm_kw: float = 2000.0
-    meters: int = 1
-    pdus: int = 1
-
-    @property
-    def meter_names(self) -> tuple[str, ...]:
-        return tuple(f"gpu-{self.name}-{i}" for i in range(self.meters))
-
-    @property
-    def pdu_names(self) -> tuple[str, ...]:
-        return tuple(f"pdu-gpu-{self.name}-{i}" for i in range(self.pdus))
-
-
-def pdu_entry(
-    name: str, *, port: int, outlets: int = 24, outlet_kw: float = 3.5, protected: bool = False
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "host": LOOPBACK,
-        "port": port,
-        "unit_id": 1,
-        "outlets": outlets,
-        "outlet_kw": float(outlet_kw),
-        "protected": protected,
-    }
-
-
-def meter_entry(name: str, role: str, *, port: int) -> dict[str, Any]:
-    return {"name": name, "role": role, "host": LOOPBACK, "port": port, "unit_id": 1}
-
-
-def pool_entry(shape: PoolShape, *, port: int) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": shape.name,
-        "driver": shape.driver,
-        "max_kw": float(shape.max_kw),
-        "efficiency_j_per_th": float(shape.efficiency_j_per_th),
-        "strike_usd_per_mwh": float(shape.strike_usd_per_mwh),
-        "ufr": shape.ufr,
-        "pdus": [shape.pdu_name] if shape.pdu_name is not None else [],
-    }
-    if shape.driver == "modbus":
-        entry.update(host=LOOPBACK, port=port, unit_id=1)
-    return entry
-
-
-def site_data(
-    pools: Sequence[PoolShape],
-    tenants: Sequence[TenantShape] = (),
-    *,
-    poi_limit_kw: float,
-    backup_limit_kw: float = 0.0,
-    aux_kw: float = 0.0,
-    margin_kw: float = 0.0,
-    site_meter: bool = True,
-    sections: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The config dict (as TOML would give it) of a site; `sections` adds or replaces keys."""
-    ports = iter(range(1, 65536))
-    meters: list[dict[str, Any]] = []
-    pdus: list[dict[str, Any]] = []
-    if site_meter:
-        meters.append(meter_entry("poi", "site", port=next(ports)))
-    tenant_entries = []
-    for tenant in tenants:
-        meters += [meter_entry(m, "gpu", port=next(ports)) for m in tenant.meter_names]
-        pdus += [
-            pdu_entry(p, port=next(ports), outlets=24, outlet_kw=10.0, protected=True)
-            for p in tenant.pdu_names
-        ]
-        tenant_entries.append(
-            {
-                "name": tenant.name,
-                "firm_kw": float(tenant.firm_kw),
-                "meters": list(tenant.meter_names),
-                "pdus": list(tenant.pdu_names),
-            }
-        )
-    pool_entries = []
-    for shape in pools:
-        pool_entries.append(pool_entry(shape, port=next(ports)))
-        if shape.pdu_name is not None:
-            pdus.append(
-                pdu_entry(
-                    shape.pdu_name,
-                    port=next(ports),
-                    outlets=shape.outlets,
-                    outlet_kw=shape.outlet_kw,
-                )
-            )
-    data: dict[str, Any] = {
-        "site": {
-            "name": "prop",
-            "poi_limit_kw": float(poi_limit_kw),
-            "backup_limit_kw": float(backup_limit_kw),
-            "aux_kw": float(aux_kw),
-            "margin_kw": float(margin_kw),
-        },
-        "meters": meters,
-        "gpu_tenants": tenant_entries,
-        "pools": pool_entries,
-        "pdus": pdus,
-    }
-    for key, values in (sections or {}).items():
-        data[key] = {**data.get(key, {}), **values}
-    return data
-
-
-def build_config(data: Mapping[str, Any]) -> Config:
-    """Validate like `load_config` does, without a file; fail loudly on any cross-field problem."""
-    config = Config.model_validate(dict(data))
-    problems = check_site(config)
-    if problems:
-        raise AssertionError("invalid test site: " + "; ".join(problems))
-    return config
-
-
-def mixed_site(
-    n_pools: int,
-    *,
-    outlets: int = 24,
-    outlet_kw: float = 3.5,
-    tenants: int = 1,
-    headroom: float = 1.0,
-    sections: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """A site of `n_pools` pools cycling through the three drivers and a spread of efficiencies.
-
-    Every pool has one PDU of `outlets` x `outlet_kw`; each pool's max_kw is its PDU capacity.
-    The POI leaves `headroom` x total mining capacity above the firm GPU load, aux and margin.
-    """
-    drivers = ("mqtt", "modbus", "pdu")
-    efficiencies = (17.0, 19.5, 21.5, 24.0, 27.0, 30.0, 34.0)
-    shapes = [
-        PoolShape(
-            name=f"p{i:04d}",
-            driver=drivers[i % 3],
-            max_kw=outlets * outlet_kw,
-            efficiency_j_per_th=efficiencies[i % len(efficiencies)],
-            ufr=i % 5 == 0,
-            outlets=outlets,
-            outlet_kw=outlet_kw,
-        )
-        for i in range(n_pools)
-    ]
-    tenant_shapes = [TenantShape(f"t{i}", firm_kw=1000.0) for i in range(tenants)]
-    firm_kw = sum(t.firm_kw for t in tenant_shapes)
-    mining_kw = sum(s.max_kw for s in shapes)
-    return site_data(
-        shapes,
-        tenant_shapes,
-        poi_limit_kw=firm_kw + 500.0 + 100.0 + headroom * mining_kw,
-        backup_limit_kw=firm_kw,
-        aux_kw=500.0,
-        margin_kw=100.0,
-        sections=sections,
-    )
 
 
 def protected_pdu_names(config: Config) -> frozenset[str]:
@@ -258,24 +66,6 @@ def telemetry(
     applied_seq: int = 0,
 ) -> PoolTelemetry:
     return PoolTelemetry(float(power_kw), available_kw, online, applied_seq, at)
-
-
-def following_telemetry(
-    config: Config, pools: Mapping[str, PoolState], at: float
-) -> dict[str, PoolTelemetry]:
-    """Every pool at its target with the last seq applied (a cut pool at 0 kW)."""
-    out: dict[str, PoolTelemetry] = {}
-    for pool in config.pools:
-        ps = pools.get(pool.name)
-        power_kw = 0.0 if ps is None or ps.cut else ps.target_kw
-        out[pool.name] = PoolTelemetry(
-            power_kw=power_kw,
-            available_kw=None if pool.driver == "pdu" else pool.max_kw,
-            online=True,
-            applied_seq=0 if ps is None else ps.seq,
-            at=at,
-        )
-    return out
 
 
 def dispatch(

@@ -15,8 +15,10 @@ from typing import Any
 
 from controller.adapters.metrics import Metrics
 from controller.adapters.store import DB_NAME, AsyncStateStore
+from controller.backoff import BackoffPolicy
+from controller.clock import FakeClock
 from controller.config import Config
-from controller.drivers.health import BackoffPolicy, HealthBoard
+from controller.drivers.health import HealthBoard
 from controller.drivers.mqtt_pool import MqttPool
 from controller.drivers.outlets import OutletGroup
 from controller.feeds.common import FeedRejected
@@ -26,18 +28,6 @@ from controller.runtime.inputs import Inputs
 from controller.runtime.loop import ControlLoop
 from controller.runtime.observe import Observer
 from controller.runtime.topics import Topics
-
-
-class HandClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
 
 Publish = Callable[[str, bytes, int, bool], bool]
 
@@ -62,7 +52,7 @@ class Wire:
 @dataclass
 class Rig:
     config: Config
-    clock: HandClock
+    clock: FakeClock
     loop: ControlLoop
     inputs: Inputs
     metrics: Metrics
@@ -113,8 +103,8 @@ class Rig:
         self.inputs.on_message(suffix_or_topic, json.dumps(doc).encode(), False)
 
 
-async def make_rig(config: Config, state_dir: Path, clock: HandClock | None = None) -> Rig:
-    clock = clock or HandClock()
+async def make_rig(config: Config, state_dir: Path, clock: FakeClock | None = None) -> Rig:
+    clock = clock or FakeClock()
     publish = Wire()
     metrics = Metrics(config, clock=clock)
     topics = Topics.of(config)

@@ -10,10 +10,10 @@ import pytest
 
 from controller.config import Config, MqttConfig, load_config
 from controller.config_checks import check_site
+from controller.sim.configs import build_config, mixed_site
 from controller.sim.demo_site import demo_config
 from tests.integration.site import site_data as integration_site_data
 from tests.unit.config_support import problems_of, write
-from tests.unit.factories import build_config, mixed_site
 
 UNKNOWN = "unknown key (check the spelling against config.example.toml)"
 

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.adapters.metrics import Metrics
 from controller.adapters.metrics_server import MetricsServerError, parse_listen
+from controller.clock import FakeClock
 from controller.core.plan import Plan
 from controller.core.state import ControllerState, Obligation, PoolState
 from tests.unit.factories import T0, dispatch, override, reading, telemetry
@@ -41,17 +42,6 @@ CONTRACT: dict[str, tuple[str, ...]] = {
     "curtaild_event_to_command_seconds_bucket": ("trigger", "le"),
     "curtaild_command_confirm_seconds_bucket": ("driver", "le"),
 }
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def value(m: Metrics, name: str, **labels: str) -> float | None:
@@ -272,7 +262,7 @@ def test_counters_and_histograms_by_label() -> None:
 
 
 def test_feed_age_is_computed_at_scrape_time() -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     m = Metrics(clock=clock)
     clock.now += 30.0
     assert value(m, "curtaild_feed_age_seconds", feed="price") == 30.0  # since start

@@ -38,10 +38,9 @@ from controller.feeds.price import PriceBook, parse_hashprice, parse_price_paylo
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry
 from controller.runtime import payloads, persist
 from controller.runtime.apply import command_of
+from controller.sim.configs import build_config, mixed_site
 from tests.unit.factories import (
     acting_price,
-    build_config,
-    mixed_site,
     override,
     reading,
     telemetry,

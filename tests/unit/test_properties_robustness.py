@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.core.decide import decide
-from tests.unit.factories import PoolShape, build_config, site_data
+from controller.sim.configs import PoolShape, build_config, site_data
 from tests.unit.properties.strategies import Scenario, scenarios
 from tests.unit.properties.world import fail, run, slack
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from controller.adapters.store import DB_NAME, StateStore, StoreDelta, StoreError
+from controller.clock import FakeClock
 from controller.core.state import NEVER
 from controller.model import Reading
 from controller.runtime.startup import open_store
 from tests.unit.harness import make_config
-from tests.unit.loop_rig import HandClock, Rig, make_rig
+from tests.unit.loop_rig import Rig, make_rig
 
 T = 1_700_000_000.0
 ISO = "2023-11-14T22:13:20+00:00"
@@ -28,7 +29,7 @@ def _price(rig: Rig, usd: float) -> None:
 
 async def _running(tmp_path: Path, **sections: Any) -> Rig:
     control = {"state_dir": str(tmp_path), **sections.pop("control", {})}
-    rig = await make_rig(make_config(control=control, **sections), tmp_path, HandClock(T))
+    rig = await make_rig(make_config(control=control, **sections), tmp_path, FakeClock(T))
     _price(rig, 20.0)
     rig.telemetry({"eff": 6000.0, "mid": 6000.0, "old": 6000.0})
     await rig.loop.step()
@@ -41,7 +42,7 @@ async def _running(tmp_path: Path, **sections: Any) -> Rig:
 
 async def _restart(rig: Rig, after_s: float = 2.0) -> Rig:
     """kill -9: nothing is closed or flushed; a new process opens the same store."""
-    clock = HandClock(rig.clock.now + after_s)
+    clock = FakeClock(rig.clock.now + after_s)
     again = await make_rig(rig.config, Path(rig.store.path).parent, clock)
     await again.store.close()
     await open_store(rig.config, again.loop, again.inputs)
@@ -121,7 +122,7 @@ async def test_a_store_row_this_version_cannot_read_stops_the_start(tmp_path: Pa
     await rig.store.close()
     with StateStore.open(tmp_path / DB_NAME) as store:  # valid JSON, not an obligation
         store.write(StoreDelta(obligations={"id:X": json.dumps({"id": "X"})}))
-    again = await make_rig(rig.config, tmp_path, HandClock(T + 10))
+    again = await make_rig(rig.config, tmp_path, FakeClock(T + 10))
     await again.store.close()
     with pytest.raises(StoreError, match=str(tmp_path / DB_NAME)):
         await open_store(rig.config, again.loop, again.inputs)

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from controller.config import Config
-from tests.unit.factories import PoolShape, TenantShape, build_config, site_data
+from controller.sim.configs import PoolShape, TenantShape, build_config, site_data
 
 # Cheap generation: a pool, the config sections or a whole step is ONE draw of a few bytes,
 # each byte picking an entry of a curated table (`Digits`). A 12-pool, 30-step scenario is then
@@ -176,7 +176,7 @@ def sites(draw: st.DrawFn, *, max_pools: int = 12, price_only: bool = False) -> 
         {name: picked[name] for name, _ in digits.tables} for digits in SECTIONS
     )
     tenants = tuple(
-        TenantShape(f"t{i}", firm_kw=t[0], meters=t[1], pdus=t[2])
+        TenantShape.numbered(f"t{i}", firm_kw=t[0], meters=t[1], pdus=t[2])
         for i, t in enumerate((tenant_d["t0"], tenant_d["t1"], tenant_d["t2"]))
         if i < tenant_d["count"] and not (price_only and t[1] == 0)
     )
