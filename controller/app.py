@@ -341,7 +341,7 @@ def run_daemon(config_path: Path) -> int:
 def run_main(main: Coroutine[Any, Any, int]) -> int:
     """uvloop where it is installed (about 2x faster Modbus, LIBRARY-NOTES), else asyncio."""
     try:
-        import uvloop  # noqa: PLC0415 - optional: a source install may lack it
+        import uvloop  # noqa: PLC0415 - an optional dependency
     except ImportError:  # pragma: no cover - uvloop is in the lock; a source install may lack it
         return asyncio.run(main)
     return uvloop.run(main)
