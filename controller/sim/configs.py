@@ -16,6 +16,7 @@ from typing import Any
 
 from controller.config import Config
 from controller.config_checks import check_site
+from controller.drivers.kinds import pool_kind
 
 LOOPBACK = "127.0.0.1"
 
@@ -126,7 +127,7 @@ def site_data(
             "ufr": shape.ufr,
             "pdus": list(shape.pdu_names),
         }
-        if shape.driver == "modbus":
+        if pool_kind(shape.driver).plc:
             entry.update(host=LOOPBACK, port=next(ports), unit_id=1)
         pool_entries.append(entry)
         pdus += [_pdu(p, next(ports), shape.outlets, shape.outlet_kw) for p in shape.pdu_names]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.config import Config
+from controller.drivers.kinds import pool_kind
 from controller.sim.configs import PoolShape, TenantShape, build_config, free_ports, site_data
 
 # (name, driver, max_kw, J/TH, ufr): mixed generations, least efficient curtailed first.
@@ -84,9 +85,10 @@ def demo_config(broker_port: int, metrics_port: int, state_dir: str) -> Config:
 
 
 def _shape(name: str, driver: str, max_kw: float, eff: float, ufr: bool) -> PoolShape:
-    if driver == "pdu":
+    kind = pool_kind(driver)
+    if kind.switches_outlets:
         return PoolShape(name, driver, max_kw, eff, ufr=ufr, outlets=24, outlet_kw=14.0)
-    if driver == "mqtt":
+    if kind.reports_itself:
         # Two PDUs feed each agent pool: the hard-cut path if its agent stops listening.
         return PoolShape(
             name, driver, max_kw, eff, ufr=ufr, outlets=48, outlet_kw=max_kw / 96 * 1.2, pdus=2

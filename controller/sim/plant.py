@@ -26,6 +26,7 @@ from controller.config import Config, PoolConfig
 from controller.core.decide import decide
 from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.state import ControllerState, initial_state
+from controller.drivers.kinds import pool_kind
 from controller.model import (
     ActingPrice,
     DispatchInstruction,
@@ -162,7 +163,8 @@ class Plant:
                 out[name] = frozen
                 continue
             available_kw = None
-            if pool.driver != "pdu":  # an outlet pool reports what its outlets are rated
+            # an outlet pool reports what its outlets are rated, not an available power
+            if not pool_kind(pool.driver).switches_outlets:
                 available_kw = self.available.get(name, 1.0) * pool.max_kw
             out[name] = PoolTelemetry(
                 self.power_kw[name],

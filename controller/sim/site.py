@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Mapping
 
 from controller.config import Config, MqttConfig
+from controller.drivers.kinds import pool_kind
 from controller.sim.modbus_devices import SimMeter, SimPdu, SimPlc
 from controller.sim.modbus_server import SimModbusSite, SimModel, SimServer
 from controller.sim.pool_agent import SimPoolAgent, SimPoolFleet
@@ -53,7 +54,7 @@ class SimSite:
         self.plcs: dict[str, SimPlc] = {
             p.name: SimPlc(p.max_kw, plc_delay_s, unit_id=p.unit_id or 1)
             for p in config.pools
-            if p.driver == "modbus"
+            if pool_kind(p.driver).plc
         }
         self.meters: dict[str, SimMeter] = {}
         for m in config.meters:
@@ -68,7 +69,7 @@ class SimSite:
                 ignore_commands=p.name in stuck_pools,
             )
             for p in config.pools
-            if p.driver == "mqtt"
+            if pool_kind(p.driver).reports_itself
         }
         self.fleet = (
             SimPoolFleet(mqtt or config.mqtt, self.agents.values()) if self.agents else None
@@ -79,7 +80,7 @@ class SimSite:
         self._port_of: dict[str, int] = {p.name: p.port for p in config.pdus}
         self._port_of.update({m.name: m.port for m in config.meters})
         self._port_of.update(
-            {p.name: p.port for p in config.pools if p.driver == "modbus" and p.port is not None}
+            {p.name: p.port for p in config.pools if pool_kind(p.driver).plc and p.port is not None}
         )
         self._servers: dict[int, SimServer] = {}
 
@@ -95,9 +96,10 @@ class SimSite:
     def pool_power_kw(self) -> dict[str, float]:
         power: dict[str, float] = {}
         for p in self.config.pools:
-            if p.driver == "mqtt":
+            kind = pool_kind(p.driver)
+            if kind.reports_itself:
                 power[p.name] = self.agents[p.name].power_kw
-            elif p.driver == "modbus":
+            elif kind.plc:
                 power[p.name] = self.plcs[p.name].measured_kw() * self._energised(p.pdus)
             else:
                 power[p.name] = sum(self.pdus[n].power_kw() for n in p.pdus)
@@ -189,10 +191,11 @@ class SimSite:
                 if not p.pdus:
                     continue
                 share = self._energised(p.pdus)
-                if p.driver == "mqtt":
+                kind = pool_kind(p.driver)
+                if kind.reports_itself:
                     agent = self.agents[p.name]
                     agent.force_power_kw(None if share >= 1.0 else agent.max_kw * share)
-                if p.driver != "pdu":
+                if not kind.switches_outlets:
                     self._spread_load(p.pdus, self.pool_power_kw()[p.name])
             await asyncio.sleep(PHYSICS_TICK_S)
 
