@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from controller.config import Config
 from controller.config_checks import check_site
 from controller.core.decide import decide
 from controller.core.plan import Decision, Snapshot
+from controller.core.site import SiteModel, compile_site
 from controller.core.state import ControllerState, PoolState, initial_state
 from controller.model import (
     ActingPrice,
@@ -117,6 +118,10 @@ class Site:
     now: float = T0
     price_usd_per_mwh: float = 20.0
     last: Decision | None = None
+    site: SiteModel = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.site = compile_site(self.config)  # as the daemon does, at load
 
     def snapshot(self, inbox: tuple[DispatchInstruction, ...] = ()) -> Snapshot:
         now = self.now
@@ -138,7 +143,7 @@ class Site:
     def step(self, snap: Snapshot) -> int:
         """One timed decision; returns its wall time in ns."""
         start = time.perf_counter_ns()
-        decision = decide(snap, self.state, self.now, self.config)
+        decision = decide(snap, self.state, self.now, self.site)
         elapsed = time.perf_counter_ns() - start
         self.state = decision.next_state
         self.last = decision
@@ -296,7 +301,7 @@ def profile(n_pools: int, iterations: int = 200) -> None:
             mutate(site, i)
             snap = site.snapshot()
             profiler.enable()
-            decision = decide(snap, site.state, site.now, site.config)
+            decision = decide(snap, site.state, site.now, site.site)
             profiler.disable()
             site.state, site.last = decision.next_state, decision
         print(f"\n== {n_pools} pools, {regime}: top functions by own time")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from controller.config import Config
 from controller.core.decide import decide
 from controller.core.plan import Decision, Snapshot
+from controller.core.site import compile_site
 from controller.core.state import ControllerState, initial_state
 from controller.model import ActingPrice, PoolTelemetry, PriceRecord, Reading
 
@@ -58,6 +59,7 @@ class _Site:
 
     def __init__(self, config: Config, start_s: float) -> None:
         self.config = config
+        self.site = compile_site(config)
         self.power_kw: dict[str, float] = {p.name: 0.0 for p in config.pools}
         self.seq: dict[str, int] = {p.name: 0 for p in config.pools}
         self.gpu_kw = {
@@ -76,7 +78,7 @@ class _Site:
             for name, kw in self.power_kw.items()
         }
         snap = Snapshot(price=price, meters_kw=meters, frequency_hz=Reading(60.0, now), pools=pools)
-        decision = decide(snap, self.state, now, self.config)
+        decision = decide(snap, self.state, now, self.site)
         self.state = decision.next_state
         for name, ps in decision.plan.pools.items():
             self.power_kw[name] = ps.target_kw

@@ -9,6 +9,7 @@ from controller.config import Config
 from controller.config_checks import check_site
 from controller.core.decide import decide
 from controller.core.plan import Decision, DispatchAck, Snapshot
+from controller.core.site import SiteModel, compile_site
 from controller.core.state import ControllerState, initial_state
 from controller.model import (
     ActingPrice,
@@ -90,6 +91,14 @@ class SiteSim:
 
     def __post_init__(self) -> None:
         self.state = initial_state(self.now)
+        self._site: SiteModel | None = None
+
+    @property
+    def site(self) -> SiteModel:
+        """The compiled `config`, recompiled when a test swaps the config."""
+        if self._site is None or self._site.config is not self.config:
+            self._site = compile_site(self.config)
+        return self._site
 
     @property
     def mining_kw(self) -> float:
@@ -142,7 +151,7 @@ class SiteSim:
         """Advance time, decide, then let pools apply the new plan (telemetry for next step)."""
         self.now += dt_s
         assert self.state is not None
-        decision = decide(self.snapshot(), self.state, self.now, self.config)
+        decision = decide(self.snapshot(), self.state, self.now, self.site)
         self.inbox.clear()
         self.overrides.clear()
         self.state = decision.next_state

@@ -104,7 +104,7 @@ def test_price_stale_hold_keeps_state_and_flags_failsafe() -> None:
     snap = sim.snapshot()
     assert snap.price is not None
     stale = replace(snap, price=replace(snap.price, received_at=sim.now - 100))
-    decision = decide(stale, sim.state, sim.now + 1, sim.config)
+    decision = decide(stale, sim.state, sim.now + 1, sim.site)
     assert "price_stale" in decision.plan.failsafe
     assert decision.plan.mining_target_kw == 18000
 

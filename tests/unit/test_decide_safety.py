@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from controller.core.site import compile_site
 from tests.unit.harness import SiteSim, make_config
 
 
@@ -56,7 +57,7 @@ def test_stale_tenant_meter_counts_at_its_last_reading() -> None:
     assert sim.state is not None
     snap = sim.snapshot()
     stale = replace(snap, meters_kw={**snap.meters_kw, "gpu-a": Reading(snap_gpu, sim.now - 60)})
-    decision = decide(stale, sim.state, sim.now + 1, sim.config)
+    decision = decide(stale, sim.state, sim.now + 1, sim.site)
     assert decision.plan.gpu_reserved_kw == pytest.approx(16000)
     assert decision.plan.mining_target_kw <= 30000 - 16000 - 1000 - 500
 
@@ -85,7 +86,7 @@ def test_unexplained_site_load_is_counted_as_aux() -> None:
     snap = sim.snapshot()
     site_kw = snap.meters_kw["poi"].value + 3000  # 3 MW more than GPU + mining + aux
     snap = replace(snap, meters_kw={**snap.meters_kw, "poi": Reading(site_kw, sim.now + 1)})
-    decision = decide(snap, sim.state, sim.now + 1, sim.config)
+    decision = decide(snap, sim.state, sim.now + 1, sim.site)
     assert decision.plan.mining_cap_kw == pytest.approx(18500 - 3000)
 
 
@@ -161,7 +162,7 @@ def test_aux_estimate_is_held_while_pools_are_in_transition() -> None:
     snap = sim.snapshot()
     lagging = Reading(snap.meters_kw["poi"].value + 3000, sim.now + 0.1)
     snap = replace(snap, meters_kw={**snap.meters_kw, "poi": lagging})
-    held = decide(snap, sim.state, sim.now + 0.1, sim.config)
+    held = decide(snap, sim.state, sim.now + 0.1, sim.site)
     assert held.plan.mining_cap_kw == pytest.approx(18500)
     settled = SiteSim(make_config())
     settled.run(5)
@@ -170,7 +171,7 @@ def test_aux_estimate_is_held_while_pools_are_in_transition() -> None:
     snap = settled.snapshot()
     real = Reading(snap.meters_kw["poi"].value + 3000, settled.now + 0.1)
     snap = replace(snap, meters_kw={**snap.meters_kw, "poi": real})
-    assert decide(snap, settled.state, settled.now + 0.1, settled.config).plan.mining_cap_kw == (
+    assert decide(snap, settled.state, settled.now + 0.1, settled.site).plan.mining_cap_kw == (
         pytest.approx(15500)
     )
 
@@ -185,7 +186,7 @@ def test_decision_budget_failsafe_never_raises() -> None:
     assert sim.state is not None and sim.last is not None
     before = sim.last.plan.mining_target_kw
     snap = replace(sim.snapshot(), budget_failsafe=True)
-    decision = decide(snap, sim.state, sim.now + 1, sim.config)
+    decision = decide(snap, sim.state, sim.now + 1, sim.site)
     assert "decision_budget" in decision.plan.failsafe
     assert decision.plan.mining_target_kw == before
 
@@ -206,5 +207,5 @@ def test_unmetered_tenant_is_counted_once() -> None:
     snap = sim.snapshot()  # the site meter includes the tenant's 9000 kW
     meters = {k: v for k, v in snap.meters_kw.items() if k != "gpu-a"}
     snap = replace(snap, meters_kw={**meters, "poi": Reading(meters["poi"].value, sim.now + 1)})
-    decision = decide(snap, sim.state, sim.now + 1, config)
+    decision = decide(snap, sim.state, sim.now + 1, compile_site(config))
     assert decision.plan.mining_cap_kw == pytest.approx(30000 - 10000 - 1000 - 500)

@@ -45,10 +45,10 @@ async def test_a_poison_instruction_is_rejected_and_the_loop_goes_on(
 ) -> None:
     real = core_decide.decide
 
-    def fragile(snap: Any, state: Any, now: float, config: Any) -> Any:
+    def fragile(snap: Any, state: Any, now: float, site: Any) -> Any:
         if any(m.id == "POISON" for m in snap.dispatch_inbox):
             raise ZeroDivisionError("a bug the poison message reaches")
-        return real(snap, state, now, config)
+        return real(snap, state, now, site)
 
     monkeypatch.setattr(loop_module, "decide", fragile)
     rig.message(rig.config.feeds.dispatch_topic, _ecrs("POISON", 1.0))

@@ -9,6 +9,7 @@ from typing import Any
 from controller.config import Config
 from controller.core.decide import decide
 from controller.core.plan import Decision, Snapshot
+from controller.core.site import compile_site
 from controller.core.state import ControllerState, initial_state
 from controller.model import (
     REDUCTION_TYPES,
@@ -275,6 +276,7 @@ def run(
 ) -> list[StepRecord]:
     """decide() over the scenario's steps; `reload(k)` may swap the config before step k."""
     cfg = config if config is not None else scenario.site.config
+    site = compile_site(cfg)
     world = World.start(cfg, scenario)
     oracle = Oracle(cfg, started_at=T0)
     state = initial_state(T0)
@@ -285,14 +287,14 @@ def run(
         if reload is not None:
             new_cfg = reload(k)
             if new_cfg is not None:
-                cfg, oracle.config = new_cfg, new_cfg
+                cfg, oracle.config, site = new_cfg, new_cfg, compile_site(new_cfg)
                 world = _carry_world(world, new_cfg)
         now += step.dt_s
         world.respond(previous, step.pool_event)
         snap = world.snapshot(step, now)
         view = oracle.observe(snap, now)
         try:
-            decision = decide(snap, state, now, cfg)
+            decision = decide(snap, state, now, site)
         except Exception as exc:
             raise AssertionError(
                 f"decide() raised {type(exc).__name__}: {exc} at step {k} (now=T0+{now - T0:g}s)"
