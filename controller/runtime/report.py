@@ -104,7 +104,7 @@ class Reporter:
         state = decision.next_state
         if state.obligations != previous.obligations:
             self.publish(t.dispatch_state, payloads.dispatch_state(state.obligations), 1, True)
-        if state.override != previous.override or override_error_changed:
+        if decision.override_changed or override_error_changed:
             self.publish_override_state(state.override, override_error)
         key = _plan_key(plan)
         if decision.changed or key != self._plan_key:
