@@ -1,6 +1,6 @@
 """decide(): the pure heart of curtaild. Every safety invariant of CONTRACT section 4 lives here.
 
-    seed -> totals -> envelope -> dispatch -> override -> frequency -> price -> walk
+    seed -> totals -> envelope -> dispatch -> override -> frequency -> price -> walk -> clamp
 
 Pools without a record are seeded (`seed`), and one pass over them gives the measured loads
 (`totals`). Then the pipeline: each stage takes the mining cap the previous one left and returns
@@ -15,13 +15,16 @@ narrowing or failsafe:
 - price: the price mode; a stale price curtails (cap 0) or holds; override `run` ignores it.
 
 The walk then allocates the cap to the pools in merit order, lets raises only into
-measured-free room, and `advance` turns each target into the pool's next command state. No
-clock, no I/O, no logging: `now`, the snapshot and the compiled site are all there is.
+measured-free room, and `advance` turns each target into the pool's next command state. The
+plan is checked once more before it leaves (`clamp.check_plan`: a violation raises, never
+commands). No clock, no I/O, no logging: `now`, the snapshot and the compiled site are all
+there is.
 """
 
 from __future__ import annotations
 
 from controller.core import seed
+from controller.core.clamp import check_plan
 from controller.core.confirm import ConfirmContext
 from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.policies import UNBOUNDED, dispatch, envelope, frequency, override, price
@@ -59,6 +62,7 @@ def decide(snap: Snapshot, state: ControllerState, now: float, site: SiteModel) 
     next_state = _next_state(state, result, obliged, overridden.current, trip, env.aux_kw, now)
     failsafe = frozenset(safe.failsafe + obliged.failsafe + priced.failsafe)
     plan = _plan(snap, priced, binding, env, totals, result, failsafe, now)
+    check_plan(plan, site)
     reasons = safe.reasons + obliged.reasons + overridden.reasons + freq.reasons + priced.reasons
     changed = (
         result.changed

@@ -57,6 +57,7 @@ class SiteModel:
     config: Config  # what it was compiled from: decide() reads its settings here
     pools: tuple[PoolSpec, ...]  # config order
     by_name: dict[str, PoolSpec]
+    max_kw: dict[str, float]  # by pool name: what the plan's last check (clamp) needs
     tenants: tuple[TenantSpec, ...]
     site_meter: str | None
     # Without live hashprice every breakeven scales together, so merit order is fixed; strike
@@ -112,6 +113,7 @@ def _build(config: Config) -> SiteModel:
         config=config,
         pools=tuple(pools),
         by_name={p.name: p for p in pools},
+        max_kw={p.name: p.max_kw for p in pools},
         tenants=tuple(TenantSpec(t.name, t.firm_kw, tuple(t.meters)) for t in config.gpu_tenants),
         site_meter=site_meters[0] if site_meters else None,
         has_strike=any(p.strike_usd_per_mwh > 0 for p in pools),
