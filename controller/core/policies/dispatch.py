@@ -66,8 +66,9 @@ def stage(
         if ack is not None:
             acks.append(ack)
         if ob_cap is not None:
-            before, narrowed = narrowed, narrowed.narrow(ob_cap.cap_kw, ob_cap.binding)
-            binding_ob = ob if narrowed is not before else binding_ob
+            lower = narrowed.narrow(ob_cap.cap_kw, ob_cap.binding)
+            if lower is not narrowed:
+                narrowed, binding_ob = lower, ob
         if ob.status == "shortfall":
             shortfall_kw = max(shortfall_kw, missing_kw(ob, mining_kw))
     acks = fill_acks(acks, progressed, mining_kw)
@@ -86,8 +87,9 @@ def stage(
         failsafe = ("dispatch_stale",)
         detail = f"dispatch_stale: no dispatch message for {stale_s:.0f} s"
         if config.feeds.on_dispatch_stale == "curtail":
-            before, narrowed = narrowed, narrowed.narrow(0.0, "safety")
-            cap_kw = narrowed.kw if narrowed is not before else None
+            lower = narrowed.narrow(0.0, "safety")
+            cap_kw = lower.kw if lower is not narrowed else None
+            narrowed = lower
             reasons += (Reason("failsafe", cap_kw, f"{detail}; mining is curtailed"),)
         else:
             never_raise = True
