@@ -52,7 +52,7 @@ from controller.clock import Clock, SystemClock
 from controller.config import Config
 from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.state import ControllerState, Obligation, PoolState, PoolStateName
-from controller.model import REDUCTION_TYPES, DispatchType, PoolTelemetry, PriceProduct, Reading
+from controller.model import DispatchType, PoolTelemetry, PriceProduct, Reading
 
 W_PER_KW = 1000.0
 NAN = float("nan")
@@ -230,7 +230,7 @@ class Metrics:
     def update_from_decision(self, decision: Decision) -> None:
         """Everything a decision says: the plan, then obligations and override from the state."""
         self.update_from_plan(decision.plan)
-        self.update_from_state(decision.next_state, decision.plan.mining_measured_kw)
+        self.update_from_state(decision.next_state, decision.shortfall_kw)
 
     def update_from_plan(self, plan: Plan) -> None:
         self.mining_cap.set(plan.mining_cap_kw * W_PER_KW)
@@ -260,8 +260,9 @@ class Metrics:
                 state_child.set(1.0)
             last[name] = ps
 
-    def update_from_state(self, state: ControllerState, mining_measured_kw: float) -> None:
-        """Dispatch obligations (types, shortfall) and the override from the controller state."""
+    def update_from_state(self, state: ControllerState, shortfall_kw: float) -> None:
+        """Dispatch obligations and the override from the controller state; `shortfall_kw` as
+        the decision computed it (`Decision.shortfall_kw`)."""
         obs = state.obligations
         if not _same(obs, self._obligations):
             counts = dict.fromkeys(self._dispatch, 0)
@@ -270,10 +271,7 @@ class Metrics:
             for kind, n in counts.items():
                 _child(self._dispatch, kind, self.dispatch_active, kind).set(n)
             self._obligations = obs
-        shortfall_w = 0.0
-        for ob in obs:
-            if ob.status == "shortfall":
-                shortfall_w = max(shortfall_w, _missing_kw(ob, mining_measured_kw) * W_PER_KW)
+        shortfall_w = shortfall_kw * W_PER_KW
         if shortfall_w != self._shortfall_w:
             self.shortfall.set(shortfall_w)
             self._shortfall_w = shortfall_w
@@ -396,15 +394,6 @@ class Metrics:
 def _same(a: tuple[Obligation, ...], b: tuple[Obligation, ...]) -> bool:
     # decide() builds a new tuple each time but reuses unchanged obligations.
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
-
-
-def _missing_kw(ob: Obligation, mining_measured_kw: float) -> float:
-    """What a shortfall misses: above the cap now, or more than was running to shed (I5)."""
-    msg = ob.instruction
-    impossible_kw = 0.0
-    if msg.type in REDUCTION_TYPES:
-        impossible_kw = (msg.mw or 0.0) * 1000.0 - msg.mining_kw_at_receipt
-    return max(0.0, mining_measured_kw - ob.cap_kw, impossible_kw)
 
 
 K = TypeVar("K")

@@ -63,9 +63,27 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class Reason:
+    """Why the cap is what it is: one per pipeline stage that narrowed it or raised a failsafe.
+
+    `stage`: "safety", "dispatch", "override", "frequency", "price", or "failsafe" for a
+    failsafe (its name starts the detail). `cap_kw`: the cap once this reason narrowed it;
+    None when it did not narrow it (a failsafe that only stops raises, a trip).
+    """
+
+    stage: str
+    cap_kw: float | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     plan: Plan
     next_state: ControllerState
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]  # in pipeline order
     acks: tuple[DispatchAck, ...] = ()
     changed: bool = True  # anything in the plan differs from the previous decision
+    override_changed: bool = False  # the active override differs from the previous state's
+    # The largest kW missing over the obligations in shortfall (0 when none is): above the cap
+    # now, or more than was running to shed (I5).
+    shortfall_kw: float = 0.0

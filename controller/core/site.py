@@ -1,12 +1,15 @@
-"""The static shape of a site, compiled once from the config for the hot path.
+"""The static shape of a site, compiled once per config for the hot path.
 
 `decide()` runs on every event; everything that depends only on the config (breakeven factors,
-merit order, outlet layout, tenant meters) is computed here once and cached per config object.
+merit order, outlet layout, tenant meters) is computed here once. The caller compiles at load
+and at each reload and passes the `SiteModel` to `decide()`, which reads its settings from
+`site.config`: no cache, no hidden state. What depends on the live hashprice (breakevens, and
+the merit order of a site with strike pools) is computed when it is needed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 
 from controller.config import Config
@@ -51,25 +54,16 @@ class TenantSpec:
 
 @dataclass(frozen=True, slots=True)
 class SiteModel:
+    config: Config  # what it was compiled from: decide() reads its settings here
     pools: tuple[PoolSpec, ...]  # config order
     by_name: dict[str, PoolSpec]
+    max_kw: dict[str, float]  # by pool name: what the plan's last check (clamp) needs
     tenants: tuple[TenantSpec, ...]
     site_meter: str | None
     # Without live hashprice every breakeven scales together, so merit order is fixed; strike
     # pools can reorder it, which `merit_order` handles.
     has_strike: bool
     static_merit: tuple[PoolSpec, ...]
-    _breakevens: dict[float, dict[str, float]] = field(default_factory=dict)
-
-    def breakevens(self, hashprice_usd_per_ph_day: float) -> dict[str, float]:
-        """Every pool's breakeven at this hashprice (cached: it changes a few times a day)."""
-        cached = self._breakevens.get(hashprice_usd_per_ph_day)
-        if cached is None:
-            cached = {p.name: p.breakeven_usd_per_mwh(hashprice_usd_per_ph_day) for p in self.pools}
-            if len(self._breakevens) > 16:
-                self._breakevens.clear()
-            self._breakevens[hashprice_usd_per_ph_day] = cached
-        return cached
 
     def merit_order(self, hashprice_usd_per_ph_day: float) -> tuple[PoolSpec, ...]:
         """Most profitable (highest breakeven) first; least efficient is curtailed first."""
@@ -83,19 +77,9 @@ class SiteModel:
         )
 
 
-_CACHE: dict[int, tuple[Config, SiteModel]] = {}
-
-
 def compile_site(config: Config) -> SiteModel:
-    """The SiteModel of a config, cached by identity (configs are frozen)."""
-    hit = _CACHE.get(id(config))
-    if hit is not None and hit[0] is config:
-        return hit[1]
-    model = _build(config)
-    if len(_CACHE) > 8:  # reloads replace configs; keep the cache small
-        _CACHE.clear()
-    _CACHE[id(config)] = (config, model)
-    return model
+    """The SiteModel of a config: built at load and at each reload, never per decision."""
+    return _build(config)
 
 
 def _build(config: Config) -> SiteModel:
@@ -126,8 +110,10 @@ def _build(config: Config) -> SiteModel:
     static = tuple(sorted(pools, key=lambda p: (-p.breakeven_usd_per_mwh(hp), p.name)))
     site_meters = [m.name for m in config.meters if m.role == "site"]
     return SiteModel(
+        config=config,
         pools=tuple(pools),
         by_name={p.name: p for p in pools},
+        max_kw={p.name: p.max_kw for p in pools},
         tenants=tuple(TenantSpec(t.name, t.firm_kw, tuple(t.meters)) for t in config.gpu_tenants),
         site_meter=site_meters[0] if site_meters else None,
         has_strike=any(p.strike_usd_per_mwh > 0 for p in pools),

@@ -13,27 +13,25 @@ is cut at once (`advance`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from controller.config import EconomicsConfig
 from controller.core.allocate import Budget, allocate_pool, clip_raise
-from controller.core.confirm import advance
+from controller.core.confirm import Command, ConfirmContext, advance
 from controller.core.plan import Snapshot
 from controller.core.policies.price import PriceMode, price_wants_run
 from controller.core.site import PoolSpec
 from controller.core.state import PoolState
-from controller.model import PoolTelemetry
 
 _EPS_KW = 1e-6
 
 
-@dataclass(frozen=True, slots=True)
-class WalkInputs:
+class WalkInputs(NamedTuple):
     """What the policies decided before the walk: one object per decision."""
 
     merit: tuple[PoolSpec, ...]
-    breakevens: dict[str, float]
+    hashprice_usd_per_ph_day: float
     mode: PriceMode
     price_usd_per_mwh: float
     economics: EconomicsConfig
@@ -45,9 +43,7 @@ class WalkInputs:
     unreachable: frozenset[str]
     faulted_kw: float  # measured load of faulted and unreachable pools (I9)
     unexpected_kw: float  # load above target no pending command explains (drift)
-    cmd_seq: Mapping[str, int]  # our own retained cmd per pool: a new seq goes above it
-    confirm_timeout_s: float
-    now: float
+    confirm: ConfirmContext  # what every pool's advance shares (now, timeout, retained seqs)
 
 
 @dataclass(slots=True)
@@ -82,7 +78,8 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
     raises: list[_Raise] = []
     occupied_kw = 0.0  # sum of max(target, measured) over pools settled in the first pass
     telemetry = snap.pools
-    econ, now = w.economics, w.now
+    econ, ctx, hashprice = w.economics, w.confirm, w.hashprice_usd_per_ph_day
+    mode, price, now = w.mode, w.price_usd_per_mwh, ctx.now
     for spec in w.merit:
         name = spec.name
         ps = pools[name]
@@ -93,7 +90,7 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
         if tripped or ps.faulted:
             wants = False
         else:
-            wants = price_wants_run(ps, w.breakevens[name], w.mode, w.price_usd_per_mwh, econ, now)
+            wants = price_wants_run(ps, spec, hashprice, mode, price, econ, now)
         if unreachable:
             load_kw = measured_kw if measured_kw > ps.target_kw else ps.target_kw
             keep = wants and not tripped and load_kw <= keep_room_kw + _EPS_KW
@@ -102,9 +99,8 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
             target_kw = ps.target_kw if keep else 0.0
             outlets_on = ps.outlets_on if keep else (0 if spec.outlet_steps_kw else None)
             reason = "frequency" if tripped else "safety"
-            out[name] = _advance(
-                ps, spec, target_kw, reason, outlets_on, t, w, tripped=tripped, unreachable=True
-            )
+            cmd: Command = (target_kw, reason, outlets_on, False, tripped, True)
+            out[name] = advance(ps, spec, cmd, t, ctx)
             continue  # its load is in faulted_kw already
         available_kw = spec.max_kw
         # Outlet pools are sized by the cap alone: their outlets bound what they can draw.
@@ -114,25 +110,15 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
             spec, wants, available_kw, ps.target_kw, ps.outlets_on, budget, hold=t is None
         )
         reason = _reason(
-            tripped, ps.faulted, wants, available_kw, w.mode, ramp_limited, cap_limited, w.binding
+            tripped, ps.faulted, wants, available_kw, mode, ramp_limited, cap_limited, w.binding
         )
         if target_kw > ps.target_kw + _EPS_KW:
             raises.append(_Raise(spec, ps, target_kw, outlets_on, reason, measured_kw))
             continue
         if not ps.faulted:  # a faulted pool's load is in faulted_kw already
             occupied_kw += target_kw if target_kw > measured_kw else measured_kw
-        out[name] = _advance(
-            ps,
-            spec,
-            target_kw,
-            reason,
-            outlets_on,
-            t,
-            w,
-            tripped=tripped,
-            unreachable=False,
-            ramp_limited=ramp_limited,
-        )
+        cmd = (target_kw, reason, outlets_on, ramp_limited, tripped, False)
+        out[name] = advance(ps, spec, cmd, t, ctx)
     raised = False
     if raises:
         # Room measured free: the cap, less faulted load, settled pools and every raiser as it is.
@@ -155,19 +141,8 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
             held = target_kw < r.target_kw - _EPS_KW
             raised = raised or target_kw > r.ps.target_kw + _EPS_KW
             reason = "ramp" if held else r.reason
-            t = telemetry.get(r.spec.name)
-            out[r.spec.name] = _advance(
-                r.ps,
-                r.spec,
-                target_kw,
-                reason,
-                outlets_on,
-                t,
-                w,
-                tripped=False,
-                unreachable=False,
-                ramp_limited=held,
-            )
+            cmd = (target_kw, reason, outlets_on, held, False, False)
+            out[r.spec.name] = advance(r.ps, r.spec, cmd, telemetry.get(r.spec.name), ctx)
     total_kw = 0.0
     changed = False
     blind: list[str] = []
@@ -180,37 +155,6 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
         if nps.blind:
             blind.append(spec.name)
     return WalkResult(result, total_kw, raised, changed, budget.remaining_kw, frozenset(blind))
-
-
-def _advance(
-    ps: PoolState,
-    spec: PoolSpec,
-    target_kw: float,
-    reason: str,
-    outlets_on: int | None,
-    t: PoolTelemetry | None,
-    w: WalkInputs,
-    *,
-    tripped: bool,
-    unreachable: bool,
-    ramp_limited: bool = False,
-) -> PoolState:
-    applied_seq = t.applied_seq if t is not None else 0
-    retained_seq = w.cmd_seq.get(spec.name, 0)
-    return advance(
-        ps,
-        spec,
-        target_kw,
-        reason,
-        outlets_on,
-        t,
-        ramp_limited=ramp_limited,
-        tripped=tripped,
-        unreachable=unreachable,
-        min_seq=applied_seq if applied_seq > retained_seq else retained_seq,
-        confirm_timeout_s=w.confirm_timeout_s,
-        now=w.now,
-    )
 
 
 def _unreachable_kw(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> float:

@@ -24,7 +24,7 @@ from controller.config import Config
 from controller.core.decide import decide
 from controller.core.failsafe import curtail_all, curtail_plan
 from controller.core.plan import Decision, Plan, Snapshot
-from controller.core.site import compile_site
+from controller.core.site import SiteModel, compile_site
 from controller.core.state import ControllerState, initial_state
 from controller.logs import get
 from controller.model import OverrideRequest
@@ -63,6 +63,7 @@ class ControlLoop:
         store: AsyncStateStore | None = None,
     ) -> None:
         self.config = config
+        self.site: SiteModel = compile_site(config)  # recompiled by `reconfigure`
         self.clock = clock
         self.inputs = inputs
         self.applier = applier
@@ -114,7 +115,7 @@ class ControlLoop:
         started = self.clock.monotonic()
         decision: Decision | None
         try:
-            decision = decide(snap, self.state, now, self.config)
+            decision = decide(snap, self.state, now, self.site)
         except Exception:  # noqa: BLE001 - a bug in the core must not stop control (I10)
             self.observer.internal_error("decision")
             decision, snap = await self._after_failure(snap, now)
@@ -243,7 +244,7 @@ class ControlLoop:
         if snap.dispatch_inbox or snap.override_inbox:
             bare = replace(snap, dispatch_inbox=(), override_inbox=())
             try:
-                decision = decide(bare, self.state, now, self.config)
+                decision = decide(bare, self.state, now, self.site)
             except Exception:  # noqa: BLE001
                 self.observer.internal_error("decision")
             else:
@@ -273,7 +274,7 @@ class ControlLoop:
     async def curtail_everything(self, now: float, failsafe: frozenset[str]) -> Plan:
         """Every pool commanded to 0 by the last good plan's drivers, without decide()."""
         previous = self.state
-        self.state = curtail_all(previous, compile_site(self.config), now)
+        self.state = curtail_all(previous, self.site, now)
         self.plan = curtail_plan(self.plan, self.state, now, failsafe)
         self.observer.event("curtail_all", failsafe=sorted(failsafe))
         await self._persist(self.state, Snapshot())
@@ -316,7 +317,10 @@ class ControlLoop:
         self.applier.republish_commands(self.state.pools, self.clock.time())
 
     def prepare(self, config: Config) -> Callable[[], None]:
+        """Compiled here, before any component changes: a failure leaves the running site."""
+        site = compile_site(config)
+
         def commit() -> None:
-            self.config = config
+            self.config, self.site = config, site
 
         return commit

@@ -105,7 +105,7 @@ class Reporter:
         state = decision.next_state
         if state.obligations != previous.obligations:
             self.publish(t.dispatch_state, payloads.dispatch_state(state.obligations), 1, True)
-        if state.override != previous.override or override.count != self._override_outcomes:
+        if decision.override_changed or override.count != self._override_outcomes:
             self.publish_override_state(state.override, override)
         key = _plan_key(plan)
         if decision.changed or key != self._plan_key:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from controller.config import Config, PoolConfig
 from controller.core.decide import decide
 from controller.core.plan import Decision, Plan, Snapshot
+from controller.core.site import SiteModel, compile_site
 from controller.core.state import ControllerState, initial_state
 from controller.drivers.kinds import pool_kind
 from controller.model import (
@@ -66,6 +67,7 @@ class Plant:
     muted: set[str] = field(default_factory=set)
     silent: dict[str, PoolTelemetry] = field(default_factory=dict)  # the last report, ageing
     _pools: dict[str, PoolConfig] = field(init=False, repr=False)
+    _site: SiteModel | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.state = initial_state(self.now)
@@ -78,6 +80,13 @@ class Plant:
 
     # -- deciding ---------------------------------------------------------------------------
 
+    @property
+    def site(self) -> SiteModel:
+        """The compiled config; compiled again when a test or a reload swaps `config`."""
+        if self._site is None or self._site.config is not self.config:
+            self._site = compile_site(self.config)
+        return self._site
+
     def decide(
         self, snap: Snapshot, now: float | None = None, state: ControllerState | None = None
     ) -> Decision:
@@ -88,7 +97,7 @@ class Plant:
             snap,
             self.state if state is None else state,
             self.now if now is None else now,
-            self.config,
+            self.site,
         )
 
     def keep(self, decision: Decision) -> None:

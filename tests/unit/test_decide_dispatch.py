@@ -40,8 +40,12 @@ def test_reduction_larger_than_running_load_reports_shortfall_with_missing_kw() 
     shortfalls = [a for a in decision.acks if a.status == "shortfall"]
     assert shortfalls
     assert shortfalls[0].reason == "missing 2000.0 kW"
-    sim.run(5)
+    # What the shortfall metric shows: above the cap now (18 MW still run), or what can never
+    # be shed (2 MW more than ran at receipt), the larger.
+    assert decision.shortfall_kw == 18000.0
+    decision = sim.run(5)
     assert ("VDI-2", "complied") not in sim.acks
+    assert decision.shortfall_kw == 2000.0
 
 
 def test_recall_ends_a_deployment_and_pools_return_through_the_band() -> None:

@@ -5,8 +5,10 @@ SQLite store; MQTT publishes are recorded, the clock moves by hand."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,9 @@ import pytest
 
 from controller.adapters.store import StateStore
 from controller.core import decide as core_decide
+from controller.core.clamp import PlanViolation
+from controller.core.site import compile_site
+from controller.core.walk import walk
 from controller.runtime import loop as loop_module
 from controller.runtime import payloads
 from tests.unit.harness import make_config
@@ -48,10 +53,10 @@ async def test_a_poison_instruction_is_rejected_and_the_loop_goes_on(
 ) -> None:
     real = core_decide.decide
 
-    def fragile(snap: Any, state: Any, now: float, config: Any) -> Any:
+    def fragile(snap: Any, state: Any, now: float, site: Any) -> Any:
         if any(m.id == "POISON" for m in snap.dispatch_inbox):
             raise ZeroDivisionError("a bug the poison message reaches")
-        return real(snap, state, now, config)
+        return real(snap, state, now, site)
 
     monkeypatch.setattr(loop_module, "decide", fragile)
     rig.message(rig.config.feeds.dispatch_topic, _ecrs("POISON", 1.0))
@@ -96,6 +101,44 @@ async def test_decisions_failing_for_confirm_timeout_curtail_every_pool(
     decision = await rig.loop.step()  # decide() works again and takes it from there
     assert decision is not None
     assert decision.plan.pools["eff"].seq > rig.cmds("eff")[-1]["seq"] - 1
+
+
+async def test_a_plan_the_clamp_refuses_is_a_failed_decision(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk gone wrong (a pool commanded far above its max_kw and the cap): the clamp at the
+    end of decide() raises PlanViolation, and the loop handles it as any decide() that raised:
+    nothing of that plan is sent, the failsafe shows, every pool goes to 0 after
+    confirm_timeout_s, and a sound decision takes it from there."""
+
+    def overshoot(pools: Any, snap: Any, w: Any) -> Any:
+        result = walk(pools, snap, w)
+        old = result.pools["old"]
+        wild = replace(old, target_kw=1e6, seq=old.seq + 1, target_at=w.confirm.now)
+        result.pools = {**result.pools, "old": wild}
+        return result
+
+    monkeypatch.setattr(core_decide, "walk", overshoot)
+    site = compile_site(rig.config)
+    with pytest.raises(PlanViolation, match=re.escape("old: target 1000000.0 kW outside 0..6000")):
+        core_decide.decide(rig.inputs.snapshot(False), rig.loop.state, rig.clock.now + 1, site)
+    before = rig.cmds("old")
+    for _ in range(5):
+        rig.clock.now += 1
+        assert await rig.loop.step() is None
+    assert rig.cmds("old") == before  # the refused plan never reached a device
+    assert rig.counter("curtaild_internal_errors_total", where="decision") == 5
+    status = rig.json_on("status")[-1]
+    assert (status["state"], status["failsafe"]) == ("failsafe", ["decision_budget"])
+    rig.clock.now += 1
+    assert await rig.loop.step() is None
+    assert [rig.cmds(name)[-1]["target_kw"] for name in ("eff", "mid", "old")] == [0, 0, 0]
+    monkeypatch.undo()
+    rig.follow()
+    rig.clock.now += 1
+    decision = await rig.loop.step()
+    assert decision is not None
+    assert all(ps.target_kw <= 6000.0 for ps in decision.plan.pools.values())
 
 
 async def test_a_failing_store_holds_no_command_back_and_keeps_the_records(

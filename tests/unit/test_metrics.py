@@ -15,6 +15,7 @@ from controller.adapters.metrics import Metrics
 from controller.adapters.metrics_server import MetricsServerError, parse_listen
 from controller.clock import FakeClock
 from controller.core.plan import Plan
+from controller.core.policies.dispatch import missing_kw
 from controller.core.state import ControllerState, Obligation, PoolState
 from tests.unit.factories import T0, dispatch, override, reading, telemetry
 from tests.unit.harness import SiteSim, make_config
@@ -173,14 +174,15 @@ def test_dispatch_shortfall_and_override_from_state() -> None:
     short = Obligation("D1", ecrs, deadline=T0, status="shortfall", cap_kw=3000.0)
     ok = Obligation("D2", clr, deadline=T0, status="complied", cap_kw=1000.0)
     state = ControllerState(started_at=T0, obligations=(short, ok), override=override("run", T0))
-    m.update_from_state(state, mining_measured_kw=3500.0)
+    # The decision computes what a shortfall misses (Decision.shortfall_kw); metrics show it.
+    m.update_from_state(state, shortfall_kw=missing_kw(short, 3500.0))
     assert value(m, "curtaild_dispatch_active", type="ECRS") == 1.0
     assert value(m, "curtaild_dispatch_active", type="CLR") == 1.0
     assert value(m, "curtaild_dispatch_active", type="RRS") == 0.0
     assert value(m, "curtaild_dispatch_shortfall_watts") == 500_000.0
     assert value(m, "curtaild_override_active") == 1.0
 
-    m.update_from_state(ControllerState(started_at=T0), mining_measured_kw=0.0)
+    m.update_from_state(ControllerState(started_at=T0), shortfall_kw=0.0)
     assert value(m, "curtaild_dispatch_active", type="ECRS") == 0.0
     assert value(m, "curtaild_dispatch_shortfall_watts") == 0.0
     assert value(m, "curtaild_override_active") == 0.0
@@ -190,7 +192,8 @@ def test_shortfall_counts_a_reduction_larger_than_what_ran() -> None:
     m = Metrics()
     rrs = dispatch("RRS", "D1", T0, mw=12.5, mining_kw_at_receipt=10000.0)
     short = Obligation("D1", rrs, deadline=T0, status="shortfall", cap_kw=0.0)
-    m.update_from_state(ControllerState(started_at=T0, obligations=(short,)), 0.0)
+    state = ControllerState(started_at=T0, obligations=(short,))
+    m.update_from_state(state, shortfall_kw=missing_kw(short, 0.0))
     assert value(m, "curtaild_dispatch_shortfall_watts") == 2_500_000.0
 
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from hypothesis import event, given
 
 from controller.core.decide import decide
+from controller.core.site import compile_site
 from tests.unit.factories import outlet_capacity_kw, protected_pdu_names
 from tests.unit.properties.strategies import Scenario, scenarios
 from tests.unit.properties.world import fail, run, slack
@@ -156,13 +157,14 @@ def test_property_plan_names_only_configured_pools(scenario: Scenario) -> None:
 def test_property_override_never_raises_above_cap_without_it(scenario: Scenario) -> None:
     """I4: an override lowers the cap or picks `run` below it, never more."""
     cfg = scenario.site.config
+    site = compile_site(cfg)
     for rec in run(scenario, config=cfg):
         if rec.view.override is None:
             continue
         # The same decision with the override withdrawn: its cap is the ceiling for the override.
         snap = replace(rec.snap, override_inbox=())
         state = replace(rec.state, override=None)
-        without = decide(snap, state, rec.now, cfg).plan
+        without = decide(snap, state, rec.now, site).plan
         plan = rec.decision.plan
         n = len(plan.pools)
         total_kw = sum(rec.targets().values())

@@ -28,6 +28,7 @@ from controller.adapters.store import DB_NAME, AuditRecord, StateStore, StoreDel
 from controller.clock import iso
 from controller.core.decide import decide
 from controller.core.plan import Decision, DispatchAck, Snapshot
+from controller.core.site import compile_site
 from controller.core.state import ControllerState, initial_state
 from controller.drivers.mqtt_pool import cmd_payload
 from controller.feeds.common import FeedRejected, RejectReason, peek_field, peek_id
@@ -62,6 +63,7 @@ MQTT_POOL = next(p for p in CONFIG.pools if p.driver == "mqtt")
 REJECT_REASONS = frozenset(get_args(RejectReason))
 MAX_DETAIL_CHARS = 1024
 # One registry for the whole run, as the daemon has: its caches see every example in turn.
+SITE = compile_site(CONFIG)
 METRICS = Metrics(CONFIG)
 # The daemon's own store, on a file of this run: every accepted input's rows are written through
 # it (obligations with their baselines, override, nonces, pool seq, audit records).
@@ -93,13 +95,13 @@ def fresh_state(now: float) -> ControllerState:
 def run(now: float, later_s: float | None, **inputs: Any) -> list[Decision]:
     """The input's decision, a step that commands every pool down (a curtail override), and,
     when the input set a time (deadline, end, expiry), a step just past it."""
-    first = decide(snapshot(now, **inputs), fresh_state(now), now, CONFIG)
+    first = decide(snapshot(now, **inputs), fresh_state(now), now, SITE)
     at = now + CONFIG.control.tick_s
     command_all = snapshot(at, override_inbox=(override("curtail", at, nonce="prop"),))
-    decisions = [first, decide(command_all, first.next_state, at, CONFIG)]
+    decisions = [first, decide(command_all, first.next_state, at, SITE)]
     if later_s is not None and later_s > at:
         after = later_s + 1.0
-        decisions.append(decide(snapshot(after), decisions[-1].next_state, after, CONFIG))
+        decisions.append(decide(snapshot(after), decisions[-1].next_state, after, SITE))
     return decisions
 
 
@@ -109,12 +111,13 @@ def run(now: float, later_s: float | None, **inputs: Any) -> list[Decision]:
 def outputs(decision: Decision) -> list[bytes]:
     """Every document of runtime/payloads that a decision gives rise to."""
     plan, state = decision.plan, decision.next_state
+    reasons = [dataclasses.asdict(r) for r in decision.reasons]
     docs = [
         payloads.plan(plan),
         payloads.dispatch_state(state.obligations),
         payloads.override_state(state.override, None),
         payloads.status("failsafe" if plan.failsafe else "online", plan.at, plan.failsafe),
-        payloads.event("commands", plan.at, binding=plan.binding, reasons=list(decision.reasons)),
+        payloads.event("commands", plan.at, binding=plan.binding, reasons=reasons),
     ]
     docs += [cmd_payload(command_of(ps, plan.at)) for ps in plan.pools.values()]
     for ack in decision.acks:

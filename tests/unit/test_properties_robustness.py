@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.core.decide import decide
+from controller.core.site import compile_site
 from controller.sim.configs import PoolShape, build_config, site_data
 from tests.unit.properties.strategies import Scenario, scenarios
 from tests.unit.properties.world import fail, run, slack
@@ -25,7 +26,7 @@ def test_property_decide_is_deterministic_and_never_raises(scenario: Scenario) -
     """decide() is a total function: any valid input sequence gives a finite, complete decision
     (I10 in the core; run() turns an exception into a failure naming the step), and equal
     inputs, with an equal config object, give an equal Decision."""
-    twin = build_config(scenario.site.data)  # an equal config, another object
+    twin = compile_site(build_config(scenario.site.data))  # an equal config, another object
     trace = run(scenario)
     assert len(trace) == len(scenario.steps)
     for rec in trace:

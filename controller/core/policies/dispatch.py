@@ -1,13 +1,20 @@
-"""Dispatch obligations (CONTRACT 2.2, section 7 Dispatch; I4, I5): lifecycle, caps and acks."""
+"""Dispatch obligations (CONTRACT 2.2, section 7 Dispatch; I4, I5): lifecycle, caps and acks.
+
+The second stage of the pipeline: every active obligation narrows the cap, and a dispatch
+heartbeat gone stale either curtails or stops every raise (failsafe `dispatch_stale`).
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from controller.config import Config
-from controller.core.plan import DispatchAck
-from controller.core.state import Obligation
+from controller.core.plan import DispatchAck, Reason
+from controller.core.policies import Cap
+from controller.core.policies.envelope import Envelope
+from controller.core.state import ControllerState, Obligation
 from controller.model import REDUCTION_TYPES, DispatchInstruction, DispatchType
 
 EEA_ID = "EEA"
@@ -22,6 +29,98 @@ COMPLY_TOLERANCE_KW = 1.0
 class DispatchCap:
     cap_kw: float
     binding: str  # "dispatch:ID", "eea" or "4cp"
+
+
+class DispatchStage(NamedTuple):
+    cap: Cap
+    obligations: tuple[Obligation, ...]
+    acks: tuple[DispatchAck, ...]
+    last_dispatch_at: float | None  # the heartbeat clock
+    shortfall_kw: float  # the largest `missing_kw` over obligations in shortfall
+    failsafe: tuple[str, ...]
+    never_raise: bool
+    reasons: tuple[Reason, ...]
+
+
+def stage(
+    cap: Cap,
+    state: ControllerState,
+    inbox: tuple[DispatchInstruction, ...],
+    config: Config,
+    env: Envelope,
+    mining_kw: float,
+    now: float,
+) -> DispatchStage:
+    """Fold the inbox, expire, narrow the cap to each obligation's, progress the acks; then the
+    heartbeat. `mining_kw`: measured mining, what compliance is judged on."""
+    obligations, acks, seen_at = take_inbox(state.obligations, inbox, config, now)
+    obligations = expire(obligations, now)
+    non_mining_kw = env.gpu_reserved_kw + env.aux_kw
+    progressed: list[Obligation] = []
+    shortfall_kw = 0.0
+    narrowed, binding_ob = cap, None
+    for current in obligations:
+        ob_cap = cap_of(current, config, env.envelope_kw, non_mining_kw, now)
+        ob, ack = progress(current, ob_cap, mining_kw, now)
+        progressed.append(ob)
+        if ack is not None:
+            acks.append(ack)
+        if ob_cap is not None:
+            lower = narrowed.narrow(ob_cap.cap_kw, ob_cap.binding)
+            if lower is not narrowed:
+                narrowed, binding_ob = lower, ob
+        if ob.status == "shortfall":
+            shortfall_kw = max(shortfall_kw, missing_kw(ob, mining_kw))
+    acks = fill_acks(acks, progressed, mining_kw)
+    reasons: tuple[Reason, ...] = ()
+    if binding_ob is not None:
+        reasons = (Reason("dispatch", narrowed.kw, _caps(binding_ob)),)
+
+    last_at = state.last_dispatch_at
+    if seen_at is not None:
+        last_at = seen_at if last_at is None else max(last_at, seen_at)
+    heartbeat_s = config.feeds.dispatch_heartbeat_s
+    stale_s = now - (last_at or state.started_at)
+    failsafe: tuple[str, ...] = ()
+    never_raise = False
+    if heartbeat_s > 0 and stale_s > heartbeat_s:
+        failsafe = ("dispatch_stale",)
+        detail = f"dispatch_stale: no dispatch message for {stale_s:.0f} s"
+        if config.feeds.on_dispatch_stale == "curtail":
+            lower = narrowed.narrow(0.0, "safety")
+            cap_kw = lower.kw if lower is not narrowed else None
+            narrowed = lower
+            reasons += (Reason("failsafe", cap_kw, f"{detail}; mining is curtailed"),)
+        else:
+            never_raise = True
+            reasons += (Reason("failsafe", None, f"{detail}; no pool is raised"),)
+    return DispatchStage(
+        narrowed,
+        tuple(progressed),
+        tuple(acks),
+        last_at,
+        shortfall_kw,
+        failsafe,
+        never_raise,
+        reasons,
+    )
+
+
+def _caps(ob: Obligation) -> str:
+    """Which obligation caps mining (the figure is the reason's cap_kw)."""
+    msg = ob.instruction
+    if msg.type is DispatchType.EEA:
+        return f"EEA level {msg.level or 3} caps mining"
+    return f"{msg.type.value} {ob.id} caps mining"
+
+
+def missing_kw(ob: Obligation, mining_measured_kw: float) -> float:
+    """What a shortfall misses: above the cap now, or more than was running to shed (I5)."""
+    msg = ob.instruction
+    impossible_kw = 0.0
+    if msg.type in REDUCTION_TYPES:
+        impossible_kw = (msg.mw or 0.0) * 1000.0 - msg.mining_kw_at_receipt
+    return max(0.0, mining_measured_kw - ob.cap_kw, impossible_kw)
 
 
 def take_inbox(

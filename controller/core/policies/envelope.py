@@ -1,17 +1,32 @@
-"""Safety envelope (I2, I3): what mining may draw under the POI or backup limit."""
+"""Safety envelope (I2, I3): what mining may draw under the POI or backup limit.
+
+The first stage of the pipeline: the envelope is the first limit on the cap, and a stale site
+meter or decisions over budget stop every raise (failsafes `site_meter_stale`,
+`decision_budget`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from controller.config import Config
+from controller.core.plan import Reason, Snapshot
+from controller.core.policies import Cap
 from controller.core.site import SiteModel
+from controller.core.totals import PoolTotals
 from controller.model import Reading
 
+_ON_POI = "POI limit less the GPU reservation, aux and margin"
+_ON_BACKUP = "backup limit (islanded) less the GPU reservation, aux and margin"
+_METER_STALE = Reason(
+    "failsafe", None, "site_meter_stale: no fresh site meter reading; no pool is raised"
+)
+_OVER_BUDGET = Reason(
+    "failsafe", None, "decision_budget: decisions over their time budget; no pool is raised"
+)
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+
+class Envelope(NamedTuple):
     envelope_kw: float  # limit - GPU reservation - aux - margin, floored at 0
     limit_kw: float  # POI, or backup while islanded
     gpu_reserved_kw: float
@@ -22,8 +37,43 @@ class Envelope:
     islanded: bool
 
 
+class SafetyStage(NamedTuple):
+    cap: Cap
+    envelope: Envelope
+    failsafe: tuple[str, ...]
+    never_raise: bool
+    reasons: tuple[Reason, ...]
+
+
+def stage(
+    cap: Cap,
+    site: SiteModel,
+    snap: Snapshot,
+    totals: PoolTotals,
+    aux_estimate_kw: float | None,
+    now: float,
+) -> SafetyStage:
+    """The cap narrowed to the envelope. `aux_estimate_kw`: the last decision's aux estimate,
+    held while pools are in transition (a stuck pool holds it for confirm_timeout_s at most)."""
+    held_kw = aux_estimate_kw if totals.in_transition else None
+    env = safety_envelope(
+        site, snap.meters_kw, snap.islanded, totals.mining_kw, totals.complete, now, held_kw
+    )
+    narrowed = cap.narrow(env.envelope_kw, "safety")
+    reasons: tuple[Reason, ...] = ()
+    if narrowed is not cap:  # the figures are in the plan: the detail says where they come from
+        reasons = (Reason("safety", narrowed.kw, _ON_BACKUP if env.islanded else _ON_POI),)
+    if not (env.site_meter_stale or snap.budget_failsafe):
+        return SafetyStage(narrowed, env, (), False, reasons)
+    failsafe: tuple[str, ...] = ()
+    if env.site_meter_stale:
+        failsafe, reasons = ("site_meter_stale",), (*reasons, _METER_STALE)
+    if snap.budget_failsafe:
+        failsafe, reasons = (*failsafe, "decision_budget"), (*reasons, _OVER_BUDGET)
+    return SafetyStage(narrowed, env, failsafe, True, reasons)
+
+
 def safety_envelope(
-    config: Config,
     site: SiteModel,
     meters_kw: Mapping[str, Reading],
     islanded: Reading | None,
@@ -34,6 +84,7 @@ def safety_envelope(
 ) -> Envelope:
     """`held_aux_kw`: while pools are in transition, the last steady estimate of aux (or None
     to estimate afresh); the larger of it and the configured aux_kw counts."""
+    config = site.config
     max_age_s = config.control.meter_stale_s
     reserved_kw = 0.0
     accounted_kw = 0.0  # what we believe the tenants draw, for the closed loop below

@@ -1,11 +1,21 @@
-"""Price economics per pool (I7, CONTRACT 7 Economics): breakeven, hysteresis band, dwell."""
+"""Price economics per pool (I7, CONTRACT 7 Economics): breakeven, hysteresis band, dwell.
+
+The last stage of the pipeline picks the price mode: a fresh price lets each pool's economics
+decide (in the walk); a stale one (failsafe `price_stale`) curtails, narrowing the cap to 0, or
+holds every pool as it is; an override `run` ignores the price, under the cap.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import NamedTuple
 
-from controller.config import EconomicsConfig
+from controller.config import EconomicsConfig, FeedsConfig
+from controller.core.plan import Reason
+from controller.core.policies import Cap
+from controller.core.site import PoolSpec
 from controller.core.state import PoolState
+from controller.model import ActingPrice, OverrideRequest
 
 
 class PriceMode(Enum):
@@ -15,9 +25,65 @@ class PriceMode(Enum):
     RUN = "run"  # operator override `run`: ignore price (caps still apply)
 
 
+class PriceStage(NamedTuple):
+    cap: Cap
+    mode: PriceMode
+    price_usd_per_mwh: float  # the acting price (0 before the first one)
+    failsafe: tuple[str, ...]
+    never_raise: bool
+    reasons: tuple[Reason, ...]
+
+
+def stage(
+    cap: Cap,
+    acting: ActingPrice | None,
+    started_at: float,
+    override: OverrideRequest | None,
+    feeds: FeedsConfig,
+    now: float,
+) -> PriceStage:
+    mode, price, stale = price_mode(acting, started_at, feeds, now)
+    narrowed = cap
+    failsafe: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+    if stale:
+        failsafe = ("price_stale",)
+        detail = f"price_stale: no price received for over {feeds.price_stale_s:.0f} s"
+        if mode is PriceMode.CURTAIL:
+            narrowed = cap.narrow(0.0, "safety")
+            cap_kw = narrowed.kw if narrowed is not cap else None
+            reasons = (Reason("failsafe", cap_kw, f"{detail}; mining is curtailed"),)
+        else:
+            reasons = (Reason("failsafe", None, f"{detail}; every pool holds"),)
+    if override is not None and override.mode == "run":
+        mode = PriceMode.RUN
+    # No usable price: nothing justifies more load (CONTRACT 7).
+    return PriceStage(narrowed, mode, price, failsafe, mode is PriceMode.HOLD, reasons)
+
+
+def price_mode(
+    acting: ActingPrice | None, started_at: float, feeds: FeedsConfig, now: float
+) -> tuple[PriceMode, float, bool]:
+    """(mode, price, stale). Before the first price it counts as stale once price_stale_s has
+    passed since start (CONTRACT 7 Prices)."""
+    stale_s = feeds.price_stale_s
+    if acting is None:
+        stale = now - started_at > stale_s
+        price = 0.0
+    else:
+        stale = now - acting.received_at > stale_s
+        price = acting.price_usd_per_mwh
+    if not stale:
+        return (PriceMode.ACT if acting is not None else PriceMode.HOLD), price, False
+    if feeds.on_price_stale == "curtail":
+        return PriceMode.CURTAIL, price, True
+    return PriceMode.HOLD, price, True
+
+
 def price_wants_run(
     pool: PoolState,
-    breakeven: float,
+    spec: PoolSpec,
+    hashprice_usd_per_ph_day: float,
     mode: PriceMode,
     price_usd_per_mwh: float,
     econ: EconomicsConfig,
@@ -30,6 +96,9 @@ def price_wants_run(
         return False
     if mode is PriceMode.HOLD:
         return pool.on
+    # spec.breakeven_usd_per_mwh, inlined: this runs for every pool on every decision.
+    strike = spec.strike_usd_per_mwh
+    breakeven = strike if strike > 0 else hashprice_usd_per_ph_day * spec.breakeven_factor
     half_band = econ.hysteresis_usd_per_mwh / 2.0
     dwell_s = now - pool.changed_at
     if pool.on:
