@@ -67,7 +67,7 @@ class Daemon:
             # broker is queued by the broker and delivered when it is back: nothing is lost.
             persistent=True,
         )
-        self.observer = Observer(self.topics, self.clock, self.metrics, self._publish)
+        self.observer = Observer(self.topics, self.clock, self.metrics, self._publish, config)
         self.inputs = Inputs(config, self.clock, self._on_reject)
         self.health = HealthBoard(
             self.clock.monotonic,
@@ -326,7 +326,7 @@ class Daemon:
         return commit
 
     def _prepare_metrics(self, new: Config) -> Callable[[], None]:
-        return lambda: self.metrics.configure(new)
+        return lambda: self.observer.view.configure(new)
 
 
 def _retained(topic: str, payload: bytes) -> OutMessage:

@@ -18,9 +18,9 @@ metrics cannot:
 There is no `curtaild_decisions_total`: `curtaild_decision_duration_seconds_count` is that count.
 
 Cost on the hot path: labelled children are cached in dicts (an observe on a cached child is
-about 1 us, `.labels()` each time about 2.7 us), and `update_from_plan` touches a pool's series
-only when its `PoolState` object changed: `decide()` reuses every unchanged record, so an `is`
-check finds them.
+about 1 us, `.labels()` each time about 2.7 us). This adapter knows gauges and counters, not
+decisions: the runtime's `MetricsView` turns each Decision and Snapshot into the calls below,
+for what changed only (DESIGN point 11).
 
 `_created` series are off unless PROMETHEUS_DISABLE_CREATED_SERIES is set explicitly: they add
 one series per counter and histogram child that Prometheus 2.x scrapes as a plain gauge and
@@ -31,7 +31,7 @@ prometheus-client; the daemon is the only user of the library in its process.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TypeVar, get_args
 
 from prometheus_client import (
@@ -50,15 +50,14 @@ from controller import __version__
 from controller.adapters.metrics_server import MetricsServer, start_server
 from controller.clock import Clock, SystemClock
 from controller.config import Config
-from controller.core.plan import Decision, Plan, Snapshot
-from controller.core.state import ControllerState, Obligation, PoolState, PoolStateName
-from controller.model import DispatchType, PoolTelemetry, PriceProduct, Reading
+from controller.model import DispatchType, PriceProduct
 
 W_PER_KW = 1000.0
 NAN = float("nan")
 
 FAILSAFE_REASONS = ("price_stale", "dispatch_stale", "site_meter_stale", "decision_budget")
-POOL_STATES: tuple[str, ...] = get_args(PoolStateName)
+# The plan states of CONTRACT 7 (the core's PoolStateName; tests/unit/test_metrics.py checks).
+POOL_STATES = ("running", "curtailed", "ramping", "escalated", "faulted", "tripped")
 BINDINGS = ("safety", "dispatch", "override", "eea", "4cp", "frequency", "price")
 DISPATCH_TYPES = tuple(
     t.value for t in DispatchType if t not in (DispatchType.RECALL, DispatchType.HEARTBEAT)
@@ -188,29 +187,19 @@ class Metrics:
         self._gpu: dict[str, Gauge] = {}
         self.site_power.set(NAN)
 
-        # What update_* saw last, compared by identity.
-        self._pools: dict[str, PoolState] = {}
         self._pool_children: dict[str, tuple[Gauge, dict[str, Gauge]]] = {}
-        self._telemetry: dict[str, PoolTelemetry] = {}
         self._pool_power: dict[str, Gauge] = {}
-        self._readings: dict[str, Reading] = {}
         self._failsafe_now: frozenset[str] = frozenset()
         self._binding_now = ""
-        self._obligations: tuple[Obligation, ...] = ()
         self._shortfall_w = 0.0
-        self._override: object = None
-        self._acting: object = None
-        self._site_meters: tuple[str, ...] = ()
-        self._tenant_meters: dict[str, tuple[str, ...]] = {}
         if config is not None:
             self.configure(config)
 
     # -- configuration -------------------------------------------------------------------------
 
     def configure(self, config: Config) -> None:
-        """Learn meter roles and tenants; on reload, drop series of pools and devices now gone."""
-        self._site_meters = tuple(m.name for m in config.meters if m.role == "site")
-        self._tenant_meters = {t.name: tuple(t.meters) for t in config.gpu_tenants}
+        """On reload, drop the series of pools, tenants and devices now gone."""
+        tenants = {t.name for t in config.gpu_tenants}
         pools = {p.name for p in config.pools}
         devices = {m.name for m in config.meters} | {p.name for p in config.pdus} | pools
         for name in [n for n in self._pool_children if n not in pools]:
@@ -219,81 +208,65 @@ class Metrics:
             for state in states:
                 self.pool_state.remove(name, state)
         _drop(self.pool_power, self._pool_power, pools)
-        _drop(self.gpu_power, self._gpu, set(self._tenant_meters))
+        _drop(self.gpu_power, self._gpu, tenants)
         _drop(self.device_up, self._devices, devices)
-        self._pools = {n: ps for n, ps in self._pools.items() if n in pools}
-        self._telemetry = {n: t for n, t in self._telemetry.items() if n in pools}
-        self._readings.clear()  # meter roles may have moved: recompute sums next time
 
-    # -- once per decision (hot path) ----------------------------------------------------------
+    # -- the plan (the runtime's MetricsView calls these on changes only) ------------------------
 
-    def update_from_decision(self, decision: Decision) -> None:
-        """Everything a decision says: the plan, then obligations and override from the state."""
-        self.update_from_plan(decision.plan)
-        self.update_from_state(decision.next_state, decision.shortfall_kw)
+    def set_plan_kw(
+        self, cap_kw: float, target_kw: float, measured_kw: float, gpu_reserved_kw: float,
+        envelope_kw: float,
+    ) -> None:  # fmt: skip
+        self.mining_cap.set(cap_kw * W_PER_KW)
+        self.mining_target.set(target_kw * W_PER_KW)
+        self.mining_power.set(measured_kw * W_PER_KW)
+        self.gpu_reserved.set(gpu_reserved_kw * W_PER_KW)
+        self.envelope.set(envelope_kw * W_PER_KW)
 
-    def update_from_plan(self, plan: Plan) -> None:
-        self.mining_cap.set(plan.mining_cap_kw * W_PER_KW)
-        self.mining_target.set(plan.mining_target_kw * W_PER_KW)
-        self.mining_power.set(plan.mining_measured_kw * W_PER_KW)
-        self.gpu_reserved.set(plan.gpu_reserved_kw * W_PER_KW)
-        self.envelope.set(plan.envelope_kw * W_PER_KW)
-        if plan.binding != self._binding_now:
-            self._set_binding(plan.binding)
-        if plan.failsafe != self._failsafe_now:
+    def set_binding(self, binding: str) -> None:
+        """The plan's binding; "dispatch:ID" shows as "dispatch" (ids would grow the series)."""
+        if binding == self._binding_now:
+            return
+        kind = binding.partition(":")[0]
+        old = self._binding_now.partition(":")[0]
+        self._binding_now = binding
+        if kind == old:  # one dispatch instruction gave way to another
+            return
+        if old in self._binding:
+            self._binding[old].set(0.0)
+        _child(self._binding, kind, self.binding, kind).set(1.0)
+
+    def set_failsafe(self, active: frozenset[str]) -> None:
+        if active != self._failsafe_now:
             for reason, child in self._failsafe.items():
-                child.set(1.0 if reason in plan.failsafe else 0.0)
-            self._failsafe_now = plan.failsafe
-        last = self._pools
-        for name, ps in plan.pools.items():
-            before = last.get(name)
-            if before is ps:
-                continue
-            target, states = self._pool_series(name)
-            target.set(ps.target_kw * W_PER_KW)
-            if before is None or before.state != ps.state:
-                if before is not None and before.state in states:
-                    states[before.state].set(0.0)
-                state_child = states.get(ps.state)
-                if state_child is None:  # a state this module does not know yet: show it anyway
-                    state_child = states[ps.state] = self.pool_state.labels(name, ps.state)
-                state_child.set(1.0)
-            last[name] = ps
+                child.set(1.0 if reason in active else 0.0)
+            self._failsafe_now = active
 
-    def update_from_state(self, state: ControllerState, shortfall_kw: float) -> None:
-        """Dispatch obligations and the override from the controller state; `shortfall_kw` as
-        the decision computed it (`Decision.shortfall_kw`)."""
-        obs = state.obligations
-        if not _same(obs, self._obligations):
-            counts = dict.fromkeys(self._dispatch, 0)
-            for ob in obs:
-                counts[ob.instruction.type.value] = counts.get(ob.instruction.type.value, 0) + 1
-            for kind, n in counts.items():
-                _child(self._dispatch, kind, self.dispatch_active, kind).set(n)
-            self._obligations = obs
-        shortfall_w = shortfall_kw * W_PER_KW
+    def set_pool_plan(self, pool: str, target_kw: float, state: str, was: str | None) -> None:
+        """A pool's target and plan state (`was`: the state shown so far, None at first)."""
+        target, states = self._pool_series(pool)
+        target.set(target_kw * W_PER_KW)
+        if was != state:
+            if was is not None and was in states:
+                states[was].set(0.0)
+            state_child = states.get(state)
+            if state_child is None:  # a state this module does not know yet: show it anyway
+                state_child = states[state] = self.pool_state.labels(pool, state)
+            state_child.set(1.0)
+
+    def set_dispatch_active(self, counts: Mapping[str, int]) -> None:
+        """Active obligations per type; the types not named are 0."""
+        for kind in {*self._dispatch, *counts}:
+            _child(self._dispatch, kind, self.dispatch_active, kind).set(counts.get(kind, 0))
+
+    def set_shortfall_kw(self, kw: float) -> None:
+        shortfall_w = kw * W_PER_KW
         if shortfall_w != self._shortfall_w:
             self.shortfall.set(shortfall_w)
             self._shortfall_w = shortfall_w
-        if state.override is not self._override:
-            self.override_active.set(0.0 if state.override is None else 1.0)
-            self._override = state.override
 
-    def update_from_snapshot(self, snap: Snapshot) -> None:
-        """Measured values: acting price, site and GPU meters, pool telemetry (changed only)."""
-        if snap.price is not None and snap.price is not self._acting:
-            self.set_price(snap.price.product, snap.price.price_usd_per_mwh)
-            self._acting = snap.price
-        for name, t in snap.pools.items():
-            if self._telemetry.get(name) is not t:
-                self.set_pool_power_kw(name, t.power_kw)
-                self._telemetry[name] = t
-        if self._readings_changed(snap.meters_kw):
-            meters = snap.meters_kw
-            if self._site_meters:
-                self.site_power.set(_sum_kw(meters, self._site_meters) * W_PER_KW)
-            for tenant, names in self._tenant_meters.items():
-                self.set_gpu_power_kw(tenant, _sum_kw(meters, names))
+    def set_override_active(self, active: bool) -> None:
+        self.override_active.set(1.0 if active else 0.0)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -364,36 +337,12 @@ class Metrics:
         child.set_function(lambda: clock.time() - seen.get(feed, started))
         return child
 
-    def _set_binding(self, binding: str) -> None:
-        kind = binding.partition(":")[0]
-        old = self._binding_now.partition(":")[0]
-        self._binding_now = binding
-        if kind == old:  # one dispatch instruction gave way to another
-            return
-        if old in self._binding:
-            self._binding[old].set(0.0)
-        _child(self._binding, kind, self.binding, kind).set(1.0)
-
     def _pool_series(self, name: str) -> tuple[Gauge, dict[str, Gauge]]:
         series = self._pool_children.get(name)
         if series is None:
             states = {s: self.pool_state.labels(name, s) for s in POOL_STATES}
             series = self._pool_children[name] = (self.pool_target.labels(name), states)
         return series
-
-    def _readings_changed(self, meters: Mapping[str, Reading]) -> bool:
-        changed = False
-        last = self._readings
-        for name, reading in meters.items():
-            if last.get(name) is not reading:
-                last[name] = reading
-                changed = True
-        return changed
-
-
-def _same(a: tuple[Obligation, ...], b: tuple[Obligation, ...]) -> bool:
-    # decide() builds a new tuple each time but reuses unchanged obligations.
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 K = TypeVar("K")
@@ -416,14 +365,3 @@ def _drop(metric: Gauge, children: dict[str, Gauge], keep: set[str]) -> None:
 
 def _watts(kw: float | None) -> float:
     return NAN if kw is None else kw * W_PER_KW  # None: unknown, shown as NaN rather than 0
-
-
-def _sum_kw(meters: Mapping[str, Reading], names: Iterable[str]) -> float:
-    """Sum of the named meters; NaN (unknown) until every one of them has reported."""
-    total = 0.0
-    for name in names:
-        reading = meters.get(name)
-        if reading is None:
-            return NAN
-        total += reading.value
-    return total

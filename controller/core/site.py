@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from controller.config import Config
+from controller.drivers.kinds import pool_kind
 
 # A pool's telemetry within this share of its max_kw of a target counts as at the target
 # (CONTRACT 2.4 "+ 2%"): 2% of capacity, so a target of 0 is confirmable by a real miner.
@@ -24,7 +25,6 @@ class PoolSpec:
     """What never changes about a pool between config reloads."""
 
     name: str
-    driver: str
     max_kw: float
     efficiency_j_per_th: float
     strike_usd_per_mwh: float
@@ -33,7 +33,7 @@ class PoolSpec:
     ufr: bool
     has_pdus: bool
     tolerance_kw: float
-    # driver "pdu": cumulative nominal kW of the first k outlets, k = 0..n (fixed order)
+    # outlet-switched kinds: cumulative nominal kW of the first k outlets, k = 0..n (fixed order)
     outlet_steps_kw: tuple[float, ...] | None
     # A pool whose agent reports on its own (mqtt): silent longer than this, it is unreachable.
     # Polled pools (PLC, outlets) are marked offline by their poller instead.
@@ -87,14 +87,14 @@ def _build(config: Config) -> SiteModel:
     pdus = {p.name: p for p in config.pdus}
     pools = []
     for pool in config.pools:
+        kind = pool_kind(pool.driver)
         steps: tuple[float, ...] | None = None
-        if pool.driver == "pdu":
+        if kind.switches_outlets:
             outlets = [pdus[n].outlet_kw for n in pool.pdus for _ in range(pdus[n].outlets)]
             steps = (0.0, *accumulate(outlets))
         pools.append(
             PoolSpec(
                 name=pool.name,
-                driver=pool.driver,
                 max_kw=pool.max_kw,
                 efficiency_j_per_th=pool.efficiency_j_per_th,
                 strike_usd_per_mwh=pool.strike_usd_per_mwh,
@@ -103,7 +103,7 @@ def _build(config: Config) -> SiteModel:
                 has_pdus=bool(pool.pdus),
                 tolerance_kw=CONFIRM_TOLERANCE_FRACTION * pool.max_kw,
                 outlet_steps_kw=steps,
-                stale_s=config.control.pool_stale_s if pool.driver == "mqtt" else None,
+                stale_s=config.control.pool_stale_s if kind.reports_itself else None,
             )
         )
     hp = config.economics.hashprice_usd_per_ph_day

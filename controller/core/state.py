@@ -36,7 +36,7 @@ class PoolState:
     faulted: bool = False
     cut: bool = False  # PDU outlets cut (escalation or frequency trip) until raised again
     tripped: bool = False
-    outlets_on: int | None = None  # driver "pdu": energised outlets, in fixed order
+    outlets_on: int | None = None  # outlet-switched pools: energised outlets, in fixed order
     reason: str = "price"
     state: str = "curtailed"
     # Seeded at start without telemetry or a stored record: its target is max_kw, an assumption.

@@ -17,12 +17,14 @@ from typing import Any
 from controller.adapters.metrics import Metrics
 from controller.adapters.store import AuditRecord
 from controller.clock import Clock
+from controller.config import Config
 from controller.core.plan import Decision, Snapshot
 from controller.drivers.health import HealthTransition
 from controller.logs import get
 from controller.runtime import payloads
 from controller.runtime.apply import ApplyReport
 from controller.runtime.inputs import Trigger
+from controller.runtime.metrics_view import MetricsView
 from controller.runtime.topics import Topics
 
 REJECT_LOG_EVERY_S = 60.0
@@ -38,10 +40,12 @@ class Observer:
         clock: Clock,
         metrics: Metrics,
         publish: Callable[[str, bytes, int, bool], bool],
+        config: Config | None = None,
     ) -> None:
         self.topics = topics
         self.clock = clock
         self.metrics = metrics
+        self.view = MetricsView(metrics, config)  # decisions -> gauges, changes only
         self._feeds_exported: dict[str, float] = {}
         self.publish = publish
         self._reject_logged: dict[tuple[str, str], float] = {}
@@ -157,8 +161,8 @@ class Observer:
         report: ApplyReport,
     ) -> None:
         self.metrics.observe_decision(elapsed_s)
-        self.metrics.update_from_decision(decision)
-        self.metrics.update_from_snapshot(snap)
+        self.view.update_from_decision(decision)
+        self.view.update_from_snapshot(snap)
         for driver, n in report.by_driver.items():
             self.metrics.command_sent(driver, n)
         if trigger is not None and report.first_at is not None and report.last_at is not None:

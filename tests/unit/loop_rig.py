@@ -104,7 +104,7 @@ async def make_rig(config: Config, state_dir: Path, clock: FakeClock | None = No
     publish = Wire()
     metrics = Metrics(config, clock=clock)
     topics = Topics.of(config)
-    observer = Observer(topics, clock, metrics, publish)
+    observer = Observer(topics, clock, metrics, publish, config)
 
     def on_reject(feed: str, verdict: FeedRejected) -> None:
         observer.rejected(feed, verdict.reason, verdict.detail)

@@ -7,16 +7,18 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import replace
+from typing import get_args
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.adapters.metrics import Metrics
+from controller.adapters.metrics import POOL_STATES, Metrics
 from controller.adapters.metrics_server import MetricsServerError, parse_listen
 from controller.clock import FakeClock
 from controller.core.plan import Plan
 from controller.core.policies.dispatch import missing_kw
-from controller.core.state import ControllerState, Obligation, PoolState
+from controller.core.state import ControllerState, Obligation, PoolState, PoolStateName
+from controller.runtime.metrics_view import MetricsView
 from tests.unit.factories import T0, dispatch, override, reading, telemetry
 from tests.unit.harness import SiteSim, make_config
 
@@ -67,12 +69,13 @@ def plan(pools: dict[str, PoolState], **fields: object) -> Plan:
 
 def test_every_contract_metric_is_exposed_with_its_label_names() -> None:
     m = Metrics()
+    view = MetricsView(m)
     # Open label sets (tenants, pools, devices, reject reasons) appear with their first value.
     m.set_gpu_power_kw("tenant-a", 1.0)
     m.set_pool_power_kw("c01", 1.0)
     m.set_device_up("poi", up=True)
     m.message_rejected("price", "bad_field")
-    m.update_from_plan(plan({"c01": PoolState(target_kw=1.0, state="running")}))
+    view.update_from_plan(plan({"c01": PoolState(target_kw=1.0, state="running")}))
 
     text = m.exposition().decode()
     seen: dict[str, set[frozenset[str]]] = {}
@@ -108,11 +111,12 @@ def test_no_created_series() -> None:
 
 def test_update_from_plan_sets_watts() -> None:
     m = Metrics()
+    view = MetricsView(m)
     pools = {
         "c01": PoolState(target_kw=1200.5, state="running"),
         "c02": PoolState(target_kw=0.0, state="curtailed"),
     }
-    m.update_from_plan(plan(pools, failsafe=frozenset({"price_stale"})))
+    view.update_from_plan(plan(pools, failsafe=frozenset({"price_stale"})))
     assert value(m, "curtaild_mining_cap_watts") == 5_000_000.0
     assert value(m, "curtaild_mining_target_watts") == 1_200_500.0
     assert value(m, "curtaild_mining_power_watts") == 1_234_500.0
@@ -127,27 +131,29 @@ def test_update_from_plan_sets_watts() -> None:
     assert value(m, "curtaild_failsafe_active", reason="dispatch_stale") == 0.0
     assert value(m, "curtaild_binding", binding="price") == 1.0
 
-    m.update_from_plan(plan(pools, failsafe=frozenset()))
+    view.update_from_plan(plan(pools, failsafe=frozenset()))
     assert value(m, "curtaild_failsafe_active", reason="price_stale") == 0.0
 
 
 def test_pool_series_are_touched_only_when_the_record_object_changes() -> None:
     m = Metrics()
+    view = MetricsView(m)
     record = PoolState(target_kw=1000.0, state="running")
-    m.update_from_plan(plan({"c01": record}))
+    view.update_from_plan(plan({"c01": record}))
     # Scribble on the series: an update with the same record object must not rewrite it.
     m.pool_target.labels("c01").set(-1.0)
-    m.update_from_plan(plan({"c01": record}))
+    view.update_from_plan(plan({"c01": record}))
     assert value(m, "curtaild_pool_target_watts", pool="c01") == -1.0
     # An equal but new record (what decide() returns when anything changed) is written.
-    m.update_from_plan(plan({"c01": replace(record)}))
+    view.update_from_plan(plan({"c01": replace(record)}))
     assert value(m, "curtaild_pool_target_watts", pool="c01") == 1_000_000.0
 
 
 def test_pool_state_moves_its_one() -> None:
     m = Metrics()
-    m.update_from_plan(plan({"c01": PoolState(target_kw=1000.0, state="running")}))
-    m.update_from_plan(plan({"c01": PoolState(target_kw=0.0, state="escalated")}))
+    view = MetricsView(m)
+    view.update_from_plan(plan({"c01": PoolState(target_kw=1000.0, state="running")}))
+    view.update_from_plan(plan({"c01": PoolState(target_kw=0.0, state="escalated")}))
     states = {
         s: value(m, "curtaild_pool_state", pool="c01", state=s)
         for s in ("running", "curtailed", "ramping", "escalated", "faulted", "tripped")
@@ -157,11 +163,12 @@ def test_pool_state_moves_its_one() -> None:
 
 def test_binding_label_is_the_kind_not_the_instruction_id() -> None:
     m = Metrics()
-    m.update_from_plan(plan({}, binding="dispatch:VDI-20240116-0042"))
+    view = MetricsView(m)
+    view.update_from_plan(plan({}, binding="dispatch:VDI-20240116-0042"))
     assert value(m, "curtaild_binding", binding="dispatch") == 1.0
-    m.update_from_plan(plan({}, binding="dispatch:VDI-20240116-0043"))
+    view.update_from_plan(plan({}, binding="dispatch:VDI-20240116-0043"))
     assert value(m, "curtaild_binding", binding="dispatch") == 1.0
-    m.update_from_plan(plan({}, binding="safety"))
+    view.update_from_plan(plan({}, binding="safety"))
     assert value(m, "curtaild_binding", binding="dispatch") == 0.0
     assert value(m, "curtaild_binding", binding="safety") == 1.0
     assert b"VDI-" not in m.exposition()
@@ -169,20 +176,21 @@ def test_binding_label_is_the_kind_not_the_instruction_id() -> None:
 
 def test_dispatch_shortfall_and_override_from_state() -> None:
     m = Metrics()
+    view = MetricsView(m)
     ecrs = dispatch("ECRS", "D1", T0, mw=2.0, mining_kw_at_receipt=5000.0)
     clr = dispatch("CLR", "D2", T0, mw=1.0)
     short = Obligation("D1", ecrs, deadline=T0, status="shortfall", cap_kw=3000.0)
     ok = Obligation("D2", clr, deadline=T0, status="complied", cap_kw=1000.0)
     state = ControllerState(started_at=T0, obligations=(short, ok), override=override("run", T0))
     # The decision computes what a shortfall misses (Decision.shortfall_kw); metrics show it.
-    m.update_from_state(state, shortfall_kw=missing_kw(short, 3500.0))
+    view.update_from_state(state, shortfall_kw=missing_kw(short, 3500.0))
     assert value(m, "curtaild_dispatch_active", type="ECRS") == 1.0
     assert value(m, "curtaild_dispatch_active", type="CLR") == 1.0
     assert value(m, "curtaild_dispatch_active", type="RRS") == 0.0
     assert value(m, "curtaild_dispatch_shortfall_watts") == 500_000.0
     assert value(m, "curtaild_override_active") == 1.0
 
-    m.update_from_state(ControllerState(started_at=T0), shortfall_kw=0.0)
+    view.update_from_state(ControllerState(started_at=T0), shortfall_kw=0.0)
     assert value(m, "curtaild_dispatch_active", type="ECRS") == 0.0
     assert value(m, "curtaild_dispatch_shortfall_watts") == 0.0
     assert value(m, "curtaild_override_active") == 0.0
@@ -190,18 +198,20 @@ def test_dispatch_shortfall_and_override_from_state() -> None:
 
 def test_shortfall_counts_a_reduction_larger_than_what_ran() -> None:
     m = Metrics()
+    view = MetricsView(m)
     rrs = dispatch("RRS", "D1", T0, mw=12.5, mining_kw_at_receipt=10000.0)
     short = Obligation("D1", rrs, deadline=T0, status="shortfall", cap_kw=0.0)
     state = ControllerState(started_at=T0, obligations=(short,))
-    m.update_from_state(state, shortfall_kw=missing_kw(short, 0.0))
+    view.update_from_state(state, shortfall_kw=missing_kw(short, 0.0))
     assert value(m, "curtaild_dispatch_shortfall_watts") == 2_500_000.0
 
 
 def test_snapshot_meters_tenants_pools_and_acting_price() -> None:
     sim = SiteSim(make_config())
     m = Metrics(sim.config)
+    view = MetricsView(m, sim.config)
     sim.run(3)
-    m.update_from_snapshot(sim.snapshot())
+    view.update_from_snapshot(sim.snapshot())
     assert value(m, "curtaild_gpu_power_watts", tenant="tenant-a") == sim.gpu_kw * 1000
     site_kw = sim.gpu_kw + sim.mining_kw + sim.config.site.aux_kw
     assert value(m, "curtaild_site_power_watts") == pytest.approx(site_kw * 1000)
@@ -213,9 +223,10 @@ def test_snapshot_meters_tenants_pools_and_acting_price() -> None:
 def test_decisions_from_the_real_core() -> None:
     sim = SiteSim(make_config())
     m = Metrics(sim.config)
+    view = MetricsView(m, sim.config)
     for _ in range(3):
         decision = sim.step()
-        m.update_from_decision(decision)
+        view.update_from_decision(decision)
         m.observe_decision(25e-6)
     p = decision.plan
     assert value(m, "curtaild_mining_cap_watts") == pytest.approx(p.mining_cap_kw * 1000)
@@ -231,13 +242,14 @@ def test_decisions_from_the_real_core() -> None:
 def test_reload_drops_series_of_removed_pools_and_devices() -> None:
     config = make_config()
     m = Metrics(config)
-    m.update_from_plan(plan({"old": PoolState(target_kw=5.0)}))
+    view = MetricsView(m, config)
+    view.update_from_plan(plan({"old": PoolState(target_kw=5.0)}))
     m.set_pool_power_kw("old", 5.0)
     m.set_device_up("pdu-eff", up=True)
     pools = [p for p in config.pools if p.name != "old"]
     pdus = [p for p in config.pdus if p.name != "pdu-eff"]
     eff = pools[0].model_copy(update={"pdus": []})
-    m.configure(config.model_copy(update={"pools": [eff, *pools[1:]], "pdus": pdus}))
+    view.configure(config.model_copy(update={"pools": [eff, *pools[1:]], "pdus": pdus}))
     text = m.exposition().decode()
     assert 'pool="old"' not in text
     assert 'device="pdu-eff"' not in text
@@ -278,7 +290,8 @@ def test_feed_age_is_computed_at_scrape_time() -> None:
 
 def test_server_on_port_zero_serves_metrics_and_closes() -> None:
     m = Metrics()
-    m.update_from_plan(plan({}))
+    view = MetricsView(m)
+    view.update_from_plan(plan({}))
     server = m.start_server("127.0.0.1:0")
     try:
         assert server.port > 0
@@ -327,11 +340,17 @@ def test_parse_listen_rejects(listen: str) -> None:
 def test_snapshot_readings_unknown_until_every_tenant_meter_reports() -> None:
     sim = SiteSim(make_config())
     m = Metrics(sim.config)
+    view = MetricsView(m, sim.config)
     snap = replace(sim.snapshot(), meters_kw={"poi": reading(100.0, T0)})
-    m.update_from_snapshot(snap)
+    view.update_from_snapshot(snap)
     gpu = value(m, "curtaild_gpu_power_watts", tenant="tenant-a")
     assert gpu is not None and math.isnan(gpu)
     assert value(m, "curtaild_site_power_watts") == 100_000.0
     snap = replace(snap, pools={"eff": telemetry(12.0, T0)})
-    m.update_from_snapshot(snap)
+    view.update_from_snapshot(snap)
     assert value(m, "curtaild_pool_power_watts", pool="eff") == 12_000.0
+
+
+def test_pool_state_labels_are_the_cores_plan_states() -> None:
+    # The adapter keeps the label set as data (it never imports core): the two must agree.
+    assert set(POOL_STATES) == set(get_args(PoolStateName))

@@ -39,6 +39,7 @@ from controller.feeds.price import PriceBook, parse_hashprice, parse_price_paylo
 from controller.model import DispatchInstruction, OverrideRequest, PoolTelemetry
 from controller.runtime import payloads, persist
 from controller.runtime.apply import command_of
+from controller.runtime.metrics_view import MetricsView
 from controller.sim.configs import build_config, mixed_site
 from tests.unit.factories import (
     acting_price,
@@ -65,6 +66,7 @@ MAX_DETAIL_CHARS = 1024
 # One registry for the whole run, as the daemon has: its caches see every example in turn.
 SITE = compile_site(CONFIG)
 METRICS = Metrics(CONFIG)
+METRICS_VIEW = MetricsView(METRICS, CONFIG)
 # The daemon's own store, on a file of this run: every accepted input's rows are written through
 # it (obligations with their baselines, override, nonces, pool seq, audit records).
 STORE = StateStore.open(Path(tempfile.mkdtemp(prefix="curtaild-prop-")) / DB_NAME)
@@ -146,8 +148,8 @@ def _refuse(name: str) -> None:
 
 def assert_metrics(decisions: Iterable[Decision], snap: Snapshot) -> None:
     for decision in decisions:
-        METRICS.update_from_decision(decision)
-    METRICS.update_from_snapshot(snap)
+        METRICS_VIEW.update_from_decision(decision)
+    METRICS_VIEW.update_from_snapshot(snap)
     for line in METRICS.exposition().decode("utf-8").splitlines():
         if not line.startswith("#"):
             # NaN is "unknown" by design (no price yet); an infinity is a value gone wrong.
