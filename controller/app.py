@@ -28,7 +28,6 @@ from controller.backoff import BackoffPolicy
 from controller.clock import Clock, SystemClock
 from controller.config import Config, load_config
 from controller.core.failsafe import all_curtailed
-from controller.core.site import compile_site
 from controller.drivers.health import HealthBoard
 from controller.errors import ConfigError
 from controller.feeds.common import FeedRejected
@@ -262,7 +261,7 @@ class Daemon:
         plan = await self.loop.curtail_everything(self.clock.time(), frozenset())
         timeout_s = self.config.control.confirm_timeout_s
         deadline = self.clock.monotonic() + timeout_s
-        site = compile_site(self.config)
+        site = self.loop.site
         while self.clock.monotonic() < deadline:
             if all_curtailed(site, self.inputs.pools):
                 break

@@ -63,7 +63,7 @@ class ControlLoop:
         store: AsyncStateStore | None = None,
     ) -> None:
         self.config = config
-        self.site: SiteModel = compile_site(config)  # recompiled by `reconfigure`
+        self.site: SiteModel = compile_site(config)  # recompiled by `prepare` on reload
         self.clock = clock
         self.inputs = inputs
         self.applier = applier
