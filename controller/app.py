@@ -1,10 +1,13 @@
 """The composition root of `curtaild run`: builds every part from the config and runs them.
 
-One TaskGroup holds the MQTT session, the pollers and the control loop. Startup restores the
+Devices come from the driver registries (runtime/devices.py): every pool is a `PoolDriver`, and
+nothing here asks which kind. One TaskGroup holds the MQTT session, the pollers and the control
+loop. Startup restores the
 state store, waits briefly for the broker and first telemetry so the first decision sees the
 site as it is (I6, runtime/startup.py), then reports READY. SIGTERM applies `shutdown_action`;
-SIGHUP reloads the config all-or-nothing: everything that can fail is built before any component
-changes, and the old config stays when the new one is invalid or changes devices.
+SIGHUP reloads the config all-or-nothing: one `prepare(config)` is fanned out to every component,
+everything that can fail is built before any of them changes, then the commits only assign; the
+old config stays when the new one is invalid or changes devices.
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ Nothing is acted on in a callback (DESIGN point 10): `on_message` parses, stores
 control loop; `snapshot()` freezes the slots for one decision and `consume()` drops what that
 decision took once it succeeded, so a decision that fails loses no instruction. Bad input is
 counted, reported through `on_reject` and dropped (I10): it never reaches a device.
+
+Inputs owns these slots and nothing else writes them: pollers and pool drivers report through
+its methods (`set_meter`, `pool_telemetry`, `command_seq`: the `PoolSink` a driver is built
+with), a pool's own topics are routed to its driver, which parses them. The loop reads a frozen
+`Snapshot`, the feed times (`feed_seen_at`) and the last override outcome (`override_last`)
+and never clears them.
 """
 
 from __future__ import annotations
