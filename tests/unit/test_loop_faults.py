@@ -107,6 +107,7 @@ async def test_a_plan_the_clamp_refuses_is_a_failed_decision(
     end of decide() raises PlanViolation, and the loop handles it as any decide() that raised:
     nothing of that plan is sent, the failsafe shows, every pool goes to 0 after
     confirm_timeout_s, and a sound decision takes it from there."""
+
     def overshoot(pools: Any, snap: Any, w: Any) -> Any:
         result = walk(pools, snap, w)
         old = result.pools["old"]
