@@ -39,9 +39,10 @@ def pool_totals(
     complete = True
     in_transition = False
     unreachable: list[str] = []
+    telemetry = snap.pools
     for spec in site.pools:
         ps = pools[spec.name]
-        t = snap.pools.get(spec.name)
+        t = telemetry.get(spec.name)
         if t is None:
             complete = False
             load_kw = spec.max_kw

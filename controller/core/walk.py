@@ -80,13 +80,14 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
     telemetry = snap.pools
     econ, ctx, hashprice = w.economics, w.confirm, w.hashprice_usd_per_ph_day
     mode, price, now = w.mode, w.price_usd_per_mwh, ctx.now
+    trip_active, unreachable_pools, binding = w.trip_active, w.unreachable, w.binding
     for spec in w.merit:
         name = spec.name
         ps = pools[name]
         t = telemetry.get(name)
         measured_kw = t.power_kw if t is not None else spec.max_kw
-        tripped = w.trip_active and spec.ufr
-        unreachable = name in w.unreachable
+        tripped = trip_active and spec.ufr
+        unreachable = name in unreachable_pools
         if tripped or ps.faulted:
             wants = False
         else:
@@ -110,7 +111,7 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
             spec, wants, available_kw, ps.target_kw, ps.outlets_on, budget, hold=t is None
         )
         reason = _reason(
-            tripped, ps.faulted, wants, available_kw, mode, ramp_limited, cap_limited, w.binding
+            tripped, ps.faulted, wants, available_kw, mode, ramp_limited, cap_limited, binding
         )
         if target_kw > ps.target_kw + _EPS_KW:
             raises.append(_Raise(spec, ps, target_kw, outlets_on, reason, measured_kw))
