@@ -7,7 +7,7 @@ from typing import Any
 
 from controller import __version__
 from controller.clock import iso
-from controller.core.plan import DispatchAck, Plan
+from controller.core.plan import DispatchAck, Plan, Reason
 from controller.core.state import Obligation
 from controller.model import DispatchInstruction, OverrideRequest
 
@@ -41,6 +41,11 @@ def plan(p: Plan) -> bytes:
             "pools": pools,
         }
     )
+
+
+def reason_fields(r: Reason) -> dict[str, Any]:
+    cap_kw = None if r.cap_kw is None else round(r.cap_kw, 1)
+    return {"stage": r.stage, "cap_kw": cap_kw, "detail": r.detail}
 
 
 def ack(a: DispatchAck) -> bytes:

@@ -67,6 +67,8 @@ class Reporter:
                 binding=plan.binding,
                 mining_cap_kw=round(plan.mining_cap_kw, 1),
                 price_usd_per_mwh=plan.price_usd_per_mwh,
+                # why the cap is what it is, stage by stage (Decision.reasons)
+                reasons=[payloads.reason_fields(r) for r in decision.reasons],
             )
         self._pool_events(previous.pools, plan)
 

@@ -250,3 +250,15 @@ async def test_what_a_failed_write_did_not_keep_goes_with_the_next_one(
     await rig.loop.step()  # the disk has room again; this decision changes nothing itself
     with StateStore.open(rig.store.path) as store:
         assert "id:VDI-6" in store.load().obligations
+
+
+async def test_the_decision_record_says_why_the_cap_is_what_it_is(rig: Rig) -> None:
+    rig.message(rig.config.feeds.dispatch_topic, _ecrs("VDI-R", 6.0))
+    rig.clock.now += 1
+    await rig.loop.step()
+    records = [e for e in rig.json_on("events") if e.get("event") == "decision"]
+    reasons = records[-1]["reasons"]
+    dispatch = [r for r in reasons if r["stage"] == "dispatch"]
+    assert dispatch, reasons
+    assert dispatch[0]["cap_kw"] == records[-1]["mining_cap_kw"]
+    assert "VDI-R" in dispatch[0]["detail"]
