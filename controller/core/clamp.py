@@ -50,11 +50,19 @@ def check_plan(plan: Plan, site: SiteModel) -> None:
     pools, cap_kw = plan.pools, plan.mining_cap_kw
     targets = [ps.target_kw for ps in pools.values()]
     try:
+        # The plan lists pools in merit order, which is the static one unless strike prices
+        # reorder it: then the ratings come in the same order without a lookup per pool.
+        names = tuple(pools)
+        ratings = (
+            site.static_max_kw
+            if names == site.static_names
+            else map(site.max_kw.__getitem__, names)
+        )
         sound = (
             sum(targets) <= cap_kw + _tolerance_kw(len(targets), cap_kw)
             and cap_kw < math.inf
             and min(targets, default=0.0) >= 0.0
-            and not any(map(gt, targets, map(site.max_kw.__getitem__, pools)))
+            and not any(map(gt, targets, ratings))
         )
     except KeyError:  # a pool the site does not have
         sound = False

@@ -64,6 +64,10 @@ class SiteModel:
     # pools can reorder it, which `merit_order` handles.
     has_strike: bool
     static_merit: tuple[PoolSpec, ...]
+    # The names and max_kw of `static_merit`, in its order: a plan in that order (the usual
+    # case) is checked against the ratings without a lookup per pool (clamp.check_plan).
+    static_names: tuple[str, ...]
+    static_max_kw: tuple[float, ...]
 
     def merit_order(self, hashprice_usd_per_ph_day: float) -> tuple[PoolSpec, ...]:
         """Most profitable (highest breakeven) first; least efficient is curtailed first."""
@@ -118,4 +122,6 @@ def _build(config: Config) -> SiteModel:
         site_meter=site_meters[0] if site_meters else None,
         has_strike=any(p.strike_usd_per_mwh > 0 for p in pools),
         static_merit=static,
+        static_names=tuple(p.name for p in static),
+        static_max_kw=tuple(p.max_kw for p in static),
     )

@@ -20,7 +20,7 @@ from controller.config import EconomicsConfig
 from controller.core.allocate import Budget, allocate_pool, clip_raise
 from controller.core.confirm import Command, ConfirmContext, advance
 from controller.core.plan import Snapshot
-from controller.core.policies.price import PriceMode, price_wants_run
+from controller.core.policies.price import Economics, PriceMode, price_wants_run
 from controller.core.site import PoolSpec
 from controller.core.state import PoolState
 
@@ -78,8 +78,9 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
     raises: list[_Raise] = []
     occupied_kw = 0.0  # sum of max(target, measured) over pools settled in the first pass
     telemetry = snap.pools
-    econ, ctx, hashprice = w.economics, w.confirm, w.hashprice_usd_per_ph_day
-    mode, price, now = w.mode, w.price_usd_per_mwh, ctx.now
+    ctx = w.confirm
+    mode, now = w.mode, ctx.now
+    economics = Economics.of(mode, w.price_usd_per_mwh, w.hashprice_usd_per_ph_day, w.economics)
     trip_active, unreachable_pools, binding = w.trip_active, w.unreachable, w.binding
     for spec in w.merit:
         name = spec.name
@@ -88,10 +89,7 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
         measured_kw = t.power_kw if t is not None else spec.max_kw
         tripped = trip_active and spec.ufr
         unreachable = name in unreachable_pools
-        if tripped or ps.faulted:
-            wants = False
-        else:
-            wants = price_wants_run(ps, spec, hashprice, mode, price, econ, now)
+        wants = not (tripped or ps.faulted) and price_wants_run(ps, spec, economics, now)
         if unreachable:
             load_kw = measured_kw if measured_kw > ps.target_kw else ps.target_kw
             keep = wants and not tripped and load_kw <= keep_room_kw + _EPS_KW
