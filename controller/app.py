@@ -71,6 +71,7 @@ class Daemon:
         )
         self.observer = Observer(self.topics, self.clock, self.metrics, self._publish, config)
         self.inputs = Inputs(config, self.clock, self._on_reject)
+        self.inputs.hold_baselines()  # released once the site has been seen (startup)
         self.health = HealthBoard(
             self.clock.monotonic,
             policy=BackoffPolicy(),
@@ -209,6 +210,7 @@ class Daemon:
         )
         if self.stop_requested.is_set():
             return  # stopped while starting: no decision, so no write after the signal
+        self.inputs.release_baselines()
         await self.loop.step()
         self.loop.report.ready = True
         self.loop.report.publish_status()

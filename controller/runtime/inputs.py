@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controller.adapters.mqtt import topic_matches
 from controller.clock import Clock
@@ -68,6 +68,12 @@ class Inputs:
         self.override_last = OverrideOutcome(None, 0)
         self.cmd_seq: dict[str, int] = {}
         self._pool_topics: dict[str, MessageHandler] = {}
+        # Until the site has been seen at start (startup.wait_for_site), the level "at receipt"
+        # of a reduction is not known: pools not heard from would count at max_kw. What arrives
+        # then (an instruction the broker queued while the daemon was down) is measured from
+        # the site as first seen, just before the first decision (CONTRACT 7 Startup).
+        self._baselines_held = False
+        self._unmeasured: list[DispatchInstruction] = []
         self._nonces: dict[str, float] = {}  # nonce -> keep until (epoch s), kept in the store
         self._validator: OverrideValidator
         self._pool_max_kw: dict[str, float]
@@ -102,6 +108,24 @@ class Inputs:
         """The topics pool drivers hear their pools on; a report there goes to its driver,
         which parses it and comes back through `pool_telemetry` / `command_seq`."""
         self._pool_topics = {topic: h for d in pools for topic, h in d.topics().items()}
+
+    def hold_baselines(self) -> None:
+        """At start, before any message: reductions wait for the site to be seen."""
+        self._baselines_held = True
+
+    def release_baselines(self) -> None:
+        """The site has been seen (or the startup wait ended): instructions that arrived
+        before are measured from the mining load now."""
+        self._baselines_held = False
+        if not self._unmeasured:
+            return
+        level_kw = self.mining_kw()
+        waiting = {id(msg) for msg in self._unmeasured}
+        self.dispatch_inbox[:] = [
+            replace(msg, mining_kw_at_receipt=level_kw) if id(msg) in waiting else msg
+            for msg in self.dispatch_inbox
+        ]
+        self._unmeasured = []
 
     def restore_nonces(self, nonces: dict[str, float]) -> None:
         """Used nonces from the state store: a replay after a restart is still a replay."""
@@ -159,7 +183,10 @@ class Inputs:
 
     def _on_dispatch(self, payload: bytes) -> None:
         now = self.clock.time()
-        self.dispatch_inbox.append(parse_dispatch(payload, now, self.mining_kw()))
+        msg = parse_dispatch(payload, now, self.mining_kw())
+        self.dispatch_inbox.append(msg)
+        if self._baselines_held:
+            self._unmeasured.append(msg)
         self.feed_seen_at["dispatch"] = now
         self.notify("dispatch")
 

@@ -1,0 +1,50 @@
+"""Inputs: what a reduction is measured from when it arrives before the site has been seen."""
+
+from __future__ import annotations
+
+import json
+
+from controller.clock import FakeClock, iso
+from controller.feeds.common import FeedRejected
+from controller.model import PoolTelemetry
+from controller.runtime.inputs import Inputs
+from tests.unit.harness import make_config
+
+
+def _inputs(clock: FakeClock) -> Inputs:
+    def on_reject(feed: str, verdict: FeedRejected) -> None:
+        raise AssertionError(f"{feed} rejected: {verdict}")
+
+    return Inputs(make_config(), clock, on_reject)
+
+
+def _ecrs(inputs: Inputs, clock: FakeClock) -> None:
+    doc = {"id": "E1", "type": "ECRS", "mw": 5.0, "notified_at": iso(clock.now)}
+    inputs.on_message(inputs.config.feeds.dispatch_topic, json.dumps(doc).encode(), False)
+
+
+def _report(inputs: Inputs, clock: FakeClock, kw: float) -> None:
+    for pool in ("eff", "mid", "old"):
+        inputs.pool_telemetry(pool, PoolTelemetry(kw, 6000.0, True, 0, clock.now))
+
+
+def test_an_instruction_queued_while_down_is_measured_from_the_site_as_first_seen() -> None:
+    clock = FakeClock()
+    inputs = _inputs(clock)
+    inputs.hold_baselines()
+    _ecrs(inputs, clock)  # delivered by the broker before any pool has reported
+    assert inputs.dispatch_inbox[0].mining_kw_at_receipt == 18000.0  # each at max_kw
+    _report(inputs, clock, 5000.0)
+    inputs.release_baselines()
+    assert inputs.dispatch_inbox[0].mining_kw_at_receipt == 15000.0
+    _ecrs(inputs, clock)  # after the start: measured at receipt, as always
+    _report(inputs, clock, 4000.0)
+    assert [m.mining_kw_at_receipt for m in inputs.dispatch_inbox] == [15000.0, 15000.0]
+
+
+def test_after_the_start_a_pool_not_heard_from_counts_at_its_max_kw() -> None:
+    clock = FakeClock()
+    inputs = _inputs(clock)
+    inputs.pool_telemetry("eff", PoolTelemetry(5000.0, 6000.0, True, 0, clock.now))
+    _ecrs(inputs, clock)
+    assert inputs.dispatch_inbox[0].mining_kw_at_receipt == 17000.0
