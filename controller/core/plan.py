@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from controller.core.state import AckStatus, ControllerState, PoolState
 from controller.model import (
@@ -62,9 +63,9 @@ class Plan:
     failsafe: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(NamedTuple):
     """Why the cap is what it is: one per pipeline stage that narrowed it or raised a failsafe.
+    (A NamedTuple: one or two are built on every decision, at a third of a dataclass's cost.)
 
     `stage`: "safety", "dispatch", "override", "frequency", "price", or "failsafe" for a
     failsafe (its name starts the detail). `cap_kw`: the cap once this reason narrowed it;

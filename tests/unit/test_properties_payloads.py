@@ -113,7 +113,7 @@ def run(now: float, later_s: float | None, **inputs: Any) -> list[Decision]:
 def outputs(decision: Decision) -> list[bytes]:
     """Every document of runtime/payloads that a decision gives rise to."""
     plan, state = decision.plan, decision.next_state
-    reasons = [dataclasses.asdict(r) for r in decision.reasons]
+    reasons = [r._asdict() for r in decision.reasons]
     docs = [
         payloads.plan(plan),
         payloads.dispatch_state(state.obligations),
