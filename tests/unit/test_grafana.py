@@ -134,3 +134,32 @@ def test_the_provisioning_names_the_datasource_the_dashboard_uses() -> None:
     assert "Environment=CURTAILD_PROMETHEUS_URL=http://localhost:9090" in default
     provider = (GRAFANA / "provisioning" / "dashboards" / "curtaild.yml").read_text()
     assert "type: file" in provider
+
+
+def test_the_pool_state_timeline_shows_each_pools_state(tmp_path: Path) -> None:
+    """Its one non-obvious expression, evaluated by promtool: each state as its mapped code."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail(PROMTOOL_MISSING, pytrace=False)
+    (timeline,) = [p for p in panels(load()) if p["title"] == "Pool state"]
+    (options,) = [m["options"] for m in timeline["fieldConfig"]["defaults"]["mappings"]]
+    code = {o["text"]: int(value) for value, o in options.items()}
+    current = {"a1": "running", "a2": "escalated", "a3": "tripped"}
+    series = [
+        {
+            "series": f'curtaild_pool_state{{site="abilene-1",pool="{pool}",state="{state}"}}',
+            "values": "1x3" if current[pool] == state else "0x3",
+        }
+        for pool in current
+        for state in POOL_STATES
+    ]
+    expected = [{"labels": f'{{pool="{p}"}}', "value": code[s]} for p, s in current.items()]
+    expr = concrete("Pool state", timeline["targets"][0]["expr"]).replace("a1|a2", ".+")
+    test = {"interval": "1m", "input_series": series,
+            "promql_expr_test": [{"expr": expr, "eval_time": "2m", "exp_samples": expected}]}  # fmt: skip
+    path = tmp_path / "pool_state.test.yml"  # JSON is YAML
+    path.write_text(json.dumps({"rule_files": [], "tests": [test]}))
+    result = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}"
