@@ -7,6 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from controller.backtest import BacktestResult, Totals
+from controller.extras import require
 
 CENTRAL = ZoneInfo("America/Chicago")
 
@@ -64,8 +65,7 @@ def write_chart(result: BacktestResult, path: Path, title: str) -> None:
     """Price (left axis) against mining load (right axis), one step per price interval."""
     # Imported here: only --plot needs matplotlib (half a second to import), and the Agg
     # backend has to be chosen before pyplot is imported.
-    import matplotlib  # noqa: PLC0415
-
+    matplotlib = require("matplotlib", "plot", "backtest --plot")
     matplotlib.use("Agg")
     import matplotlib.dates as mdates  # noqa: PLC0415
     import matplotlib.pyplot as plt  # noqa: PLC0415

@@ -48,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show the retained status, plan, override, dispatch")
     status.add_argument("--config", required=True)
     status.add_argument("--json", action="store_true", help="raw JSON")
+
+    audit = sub.add_parser("audit", help="export the audit trail from the state store")
+    audit.add_argument("--config", required=True)
+    audit.add_argument("--from", dest="date_from", help="ISO 8601, inclusive (bare date: midnight")
+    audit.add_argument("--to", dest="date_to", help="ISO 8601, exclusive   America/Chicago)")
+    audit.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    audit.add_argument("--kind", dest="kinds", action="append", metavar="KIND",
+                       help="only records of this kind (repeatable)")  # fmt: skip
+    audit.add_argument("--dispatch", metavar="ID", help="the proof of one dispatch instruction")
+    audit.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     return parser
 
 
@@ -60,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backtest": _lazy("controller.commands.backtest", "backtest_command"),
         "override": _lazy("controller.commands.override", "override_command"),
         "status": _lazy("controller.commands.status", "status_command"),
+        "audit": _lazy("controller.commands.audit", "audit_command"),
     }
     try:
         return handlers[args.command](args)

@@ -10,7 +10,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
-from amqtt.broker import Broker
+from controller.extras import require
 
 # amqtt logs every connection and packet at INFO/DEBUG; the demo's own log is what matters.
 _CHATTY_LOGGERS = ("amqtt", "transitions")
@@ -49,7 +49,9 @@ class EmbeddedBroker:
         if self._quiet:
             for name in _CHATTY_LOGGERS:
                 logging.getLogger(name).setLevel(logging.WARNING)
-        broker = Broker(self._config())  # inside the running loop: it captures it
+        # amqtt is the `demo` extra: the daemon itself never needs it.
+        amqtt_broker = require("amqtt.broker", "demo", "the demo's embedded MQTT broker")
+        broker = amqtt_broker.Broker(self._config())  # inside the running loop: it captures it
         await broker.start()
         self._broker = broker
         if self.port == 0:

@@ -36,7 +36,7 @@ from controller.adapters.store_records import (
     check_number,
 )
 from controller.adapters.store_schema import SCHEMA_VERSION
-from controller.adapters.store_setup import prepare, set_up
+from controller.adapters.store_setup import check_readable, prepare, set_up
 from controller.adapters.store_sql import apply_delta, audit_rows, prune_rows, read_state
 
 __all__ = [
@@ -81,6 +81,32 @@ class StateStore:
             raise errors.from_sqlite(path, exc, "open") from exc
         try:
             set_up(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> StateStore:
+        """Open an existing store for reading only, beside a running daemon.
+
+        No lock file, no migration, no write probe, no WAL switch: SQLite's read-only mode
+        (`mode=ro`) reads the daemon's WAL and never blocks its writes. Raises StoreError naming
+        the file when it is missing, not a curtaild store, of a newer schema or unreadable.
+        """
+        path = Path(path)
+        prepare(path, create=False)
+        try:
+            conn = sqlite3.connect(
+                f"{path.absolute().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_S,
+            )
+        except sqlite3.Error as exc:
+            raise errors.unreadable(path, exc) from exc
+        try:
+            check_readable(conn, path)
         except BaseException:
             conn.close()
             raise

@@ -58,6 +58,18 @@ def missing(path: Path) -> StoreError:
     )
 
 
+def unreadable(path: Path, exc: sqlite3.Error) -> StoreError:
+    """A reader (curtaild audit) could not open or read the store: never a reason to touch it."""
+    code = str(getattr(exc, "sqlite_errorname", "") or "")
+    if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return corrupt(path, str(exc))
+    return StoreError(
+        f"cannot read the state store {path} ({exc}, {code or 'no code'}): run this as root or "
+        f"as the service user; while curtaild is stopped, reading also needs write access to "
+        f"{path.parent} (SQLite's read-only mode creates {path.name}-shm there)"
+    )
+
+
 def directory(path: Path, exc: OSError, doing: str = "create") -> StoreError:
     cause = exc.strerror or str(exc)
     return StoreError(

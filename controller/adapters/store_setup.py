@@ -114,3 +114,26 @@ def _sync_directory(path: Path) -> None:
             os.close(fd)
     except OSError as exc:
         raise errors.directory(path.parent, exc, "sync") from exc
+
+
+def check_readable(conn: sqlite3.Connection, path: Path) -> None:
+    """A read-only connection's file is a curtaild store this release can read (no writes)."""
+    try:
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if app_id != APPLICATION_ID:
+            raise errors.foreign(path, f"application_id {app_id:#x}")
+        if version > SCHEMA_VERSION:
+            raise errors.newer(path, version, SCHEMA_VERSION)
+        if version < SCHEMA_VERSION:
+            # An older store is migrated by the daemon at its next start, never by a reader.
+            raise StoreError(
+                f"state store {path} has schema version {version}, older than this release's "
+                f"({SCHEMA_VERSION}): start curtaild once on it (it migrates the file), then "
+                "read it again"
+            )
+        absent = missing_tables(conn)
+        if absent:
+            raise errors.foreign(path, f"without table(s) {', '.join(absent)}")
+    except sqlite3.Error as exc:
+        raise errors.unreadable(path, exc) from exc

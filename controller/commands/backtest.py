@@ -10,11 +10,14 @@ from controller.backtest import run_backtest
 from controller.backtest_report import render_table, write_chart
 from controller.config import load_config
 from controller.errors import UsageError
+from controller.extras import require
 from controller.feeds.ercot import read_price_csv
 
 
 def backtest_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.plot:  # before the run, not after it: matplotlib is the `plot` extra
+        require("matplotlib", "plot", "backtest --plot")
     start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
     point = config.site.settlement_point
     records = read_price_csv(args.prices, point, start, end)

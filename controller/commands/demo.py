@@ -22,6 +22,7 @@ from controller.adapters.broker import EmbeddedBroker
 from controller.adapters.mqtt import MqttSession
 from controller.app import Daemon, run_main
 from controller.errors import UsageError
+from controller.extras import require
 from controller.feeds.ercot import iter_905_rows
 from controller.sim.demo_site import demo_config
 from controller.sim.replay import price_topic_base, select_records, synthetic_storm_day
@@ -33,6 +34,7 @@ STORM_DAYS = (date(2024, 1, 15), date(2024, 1, 17))  # Winter Storm Heather, HB_
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    require("amqtt", "demo", "curtaild demo (its embedded MQTT broker)")  # before anything starts
     logs.configure(level="warning", json_lines=False)
     return run_main(_demo(args))
 
