@@ -1,15 +1,21 @@
-"""Backtest: the same decide() over a price history, against an always-on baseline.
+"""Backtest: the same decide() over a price history, against always-on and an ideal.
 
 The site is the simulated plant (controller.sim.plant) as the daemon would see it: pools follow
 their targets exactly, GPU tenants draw their firm reservation, the site meter reads GPU +
 mining + aux. Within each price
 interval the controller ticks at `tick_s` until its plan settles (ramps, dwell timers), then
 jumps to the next moment something can change, so a month of 15-minute prices takes seconds.
+
+The ideal is the bound the rules aim at: in each interval every pool runs at its `max_kw` exactly
+when the price is under its breakeven (the controller's, so a strike counts), most valuable
+first under the always-on envelope, with no dwell, hysteresis or ramp. The gap between it and
+the controller is what those rules cost on this history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from controller.config import Config
 from controller.core.plan import Decision
@@ -35,13 +41,25 @@ class Totals:
         return self.revenue_usd - self.cost_usd
 
 
+class Interval(NamedTuple):
+    """One price interval of the replay (the chart's data)."""
+
+    start: float  # epoch s
+    length_s: float
+    price_usd_per_mwh: float
+    mining_kw: float  # the controller's mean mining load over the interval
+    net_usd: float  # revenue - cost: the controller
+    baseline_net_usd: float  # always on
+    ideal_net_usd: float  # the per-interval ideal
+
+
 @dataclass
 class BacktestResult:
     controller: Totals
     baseline: Totals
     hours: float
-    # (interval start epoch s, price $/MWh, mean mining kW) per price interval, for the chart
-    series: list[tuple[float, float, float]] = field(default_factory=list)
+    series: list[Interval] = field(default_factory=list)
+    ideal: Totals = field(default_factory=Totals)
 
 
 def revenue_usd_per_h(config: Config, power_kw: dict[str, float], hashprice: float) -> float:
@@ -63,14 +81,16 @@ def run_backtest(config: Config, records: list[PriceRecord]) -> BacktestResult:
     # Pools follow their targets exactly; tenants draw their firm reservation (the default).
     plant = Plant(config, records[0].interval_start - tick_s)
     baseline_kw = _baseline_kw(config)
-    controller, baseline = Totals(), Totals()
-    series: list[tuple[float, float, float]] = []
+    breakevens = {p.name: p.breakeven_usd_per_mwh(hashprice) for p in plant.site.pools}
+    controller, baseline, ideal = Totals(), Totals(), Totals()
+    series: list[Interval] = []
     fleet_kw = sum(p.max_kw for p in config.pools)
     for record in records:
         length_s = INTERVAL_S[record.product]
         start = record.interval_start
         price = ActingPrice(record.price_usd_per_mwh, start, start, record.product)
         now, energy_kwh = start, 0.0
+        nets = [controller.net_usd, baseline.net_usd, ideal.net_usd]
         while now < start + length_s:
             plant.now = now
             decision = plant.decide(plant.observe(price=price))
@@ -81,9 +101,35 @@ def run_backtest(config: Config, records: list[PriceRecord]) -> BacktestResult:
             energy_kwh += plant.mining_kw * step_s / 3600.0
             now += step_s
         _accumulate(baseline, config, baseline_kw, price, length_s, hashprice, fleet_kw)
-        series.append((start, record.price_usd_per_mwh, energy_kwh * 3600.0 / length_s))
+        ideal_kw = ideal_kw_at(config, breakevens, record.price_usd_per_mwh)
+        _accumulate(ideal, config, ideal_kw, price, length_s, hashprice, fleet_kw)
+        series.append(
+            Interval(
+                start,
+                length_s,
+                record.price_usd_per_mwh,
+                energy_kwh * 3600.0 / length_s,
+                controller.net_usd - nets[0],
+                baseline.net_usd - nets[1],
+                ideal.net_usd - nets[2],
+            )
+        )
     hours = sum(INTERVAL_S[r.product] for r in records) / 3600.0
-    return BacktestResult(controller, baseline, hours, series)
+    return BacktestResult(controller, baseline, hours, series, ideal)
+
+
+def ideal_kw_at(
+    config: Config, breakevens: dict[str, float], price_usd_per_mwh: float
+) -> dict[str, float]:
+    """The ideal's pools at one price: those under their breakeven at max_kw, highest breakeven
+    first (the most net per kW), within the always-on envelope; the others at 0."""
+    room_kw = _room_kw(config)
+    power: dict[str, float] = {}
+    for pool in sorted(config.pools, key=lambda p: (-breakevens[p.name], p.name)):
+        run = price_usd_per_mwh < breakevens[pool.name]
+        power[pool.name] = min(pool.max_kw, room_kw) if run else 0.0
+        room_kw -= power[pool.name]
+    return power
 
 
 def _next_step_s(
@@ -129,11 +175,16 @@ def _accumulate(
 
 def _baseline_kw(config: Config) -> dict[str, float]:
     """Always on: every pool at max_kw, most efficient first, under the firm-GPU envelope."""
-    site = config.site
-    firm_kw = sum(t.firm_kw for t in config.gpu_tenants)
-    room_kw = max(0.0, site.poi_limit_kw - firm_kw - site.aux_kw - site.margin_kw)
+    room_kw = _room_kw(config)
     power: dict[str, float] = {}
     for pool in sorted(config.pools, key=lambda p: (p.efficiency_j_per_th, p.name)):
         power[pool.name] = min(pool.max_kw, room_kw)
         room_kw -= power[pool.name]
     return power
+
+
+def _room_kw(config: Config) -> float:
+    """The firm-GPU envelope: POI limit minus the tenants' firm kW, aux and margin."""
+    site = config.site
+    firm_kw = sum(t.firm_kw for t in config.gpu_tenants)
+    return max(0.0, site.poi_limit_kw - firm_kw - site.aux_kw - site.margin_kw)
