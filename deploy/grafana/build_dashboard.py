@@ -143,7 +143,7 @@ def build() -> Panel:
     lay = Layout()
     lay.row("Status: what holds the site right now")
     lay.add(stat("Override", [target(f"curtaild_override_active{{{S}}}")],
-                 "An operator override is in force (CONTRACT: it may only lower the cap).",
+                 "An operator override is in force (it may only lower the cap: invariant I4 in docs/protocol.md).",
                  maps=mapping({0: ("none", "green"), 1: ("OVERRIDE ACTIVE", "orange")})), 4, 4)
     lay.add(stat("Fail-safe", [target(f"curtaild_failsafe_active{{{S}}}", "{{reason}}")],
                  "A fail-safe holds (stale price, dispatch or site meter; decision over budget).",
