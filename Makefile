@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker clean
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker tools clean
 
 all: test
 
@@ -18,15 +18,22 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-# The integration tests need Debian's mosquitto; install it when missing and we may.
-broker:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+# The integration tests need Debian's mosquitto and prometheus (the server and promtool);
+# install what is missing when we may. `broker` stays as an alias of `tools`.
+tools:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
+	{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing mosquitto (Debian package) for the integration tests"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto) >/dev/null; \
+	    echo "installing$$missing (Debian packages) for the integration tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null; \
 	  else \
-	    echo "mosquitto is missing: run 'sudo apt-get install mosquitto' (the integration tests need it)"; exit 1; \
-	  fi; }
+	    echo "missing:$$missing; run 'sudo apt-get install$$missing' (the integration tests need them)"; exit 1; \
+	  fi; \
+	fi
+
+broker: tools
 
 lint: $(STAMP)
 	$(BIN)/ruff check controller tests bench
@@ -35,7 +42,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) broker lint typecheck
+test: $(STAMP) tools lint typecheck
 	$(BIN)/pytest -q
 
 unit: $(STAMP)
@@ -61,7 +68,7 @@ bench: $(STAMP)
 
 # Every fault of docs/reliability.md against the real daemon and mosquitto (about 5 minutes;
 # not next to a test run: both load the machine).
-bench-faults: $(STAMP) broker
+bench-faults: $(STAMP) tools
 	$(BIN)/python bench/bench_faults.py
 
 clean:

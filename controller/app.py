@@ -68,6 +68,8 @@ class Daemon:
             # An instruction the QSE publishes while the daemon restarts or is cut off from the
             # broker is queued by the broker and delivered when it is back: nothing is lost.
             persistent=True,
+            on_reconnect=self._on_reconnect,
+            on_link_lost=self._on_link_lost,
         )
         self.observer = Observer(self.topics, self.clock, self.metrics, self._publish, config)
         self.inputs = Inputs(config, self.clock, self._on_reject)
@@ -132,6 +134,12 @@ class Daemon:
             self.loop.republish_retained()
         except Exception:  # noqa: BLE001
             self.observer.internal_error("publish")
+
+    def _on_reconnect(self) -> None:
+        self.metrics.mqtt_reconnected()
+
+    def _on_link_lost(self) -> None:
+        self.metrics.set_mqtt_connected(False)  # set again by _on_connect
 
     def _on_cycle(self) -> None:
         if self._watchdog_s is None:

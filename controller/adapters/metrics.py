@@ -12,7 +12,17 @@ metrics cannot:
 - `curtaild_commands_total{driver}`: commands written per driver kind (mqtt, modbus, pdu).
 - `curtaild_internal_errors_total{where}`: exceptions contained in a stage (message, decision,
   store, apply, publish, metrics, poll, reload, events); the daemon went on (CONTRACT 7, I10).
+- `curtaild_command_failures_total{driver}`: commands a device refused or did not answer, per
+  driver kind (the device's health and `curtaild_device_up` say which device).
 - `curtaild_mqtt_connected`: the broker session is up (every feed depends on it).
+- `curtaild_mqtt_reconnects_total`: broker sessions established again after a loss (the MQTT
+  adapter's reconnect loop reports them): a steady rate is a flapping link.
+- `curtaild_dispatch_deadline_timestamp_seconds`: the earliest deadline (epoch s) of a deployment
+  (RRS, ECRS, NSRS, ERS10, ERS30) not complied yet; NaN when there is none. One series, not one
+  per instruction id: ids are unbounded, and "some deployment is late" is the question an alert
+  asks (`time() > ...`); which one is on `dispatch/state`. A timestamp rather than "seconds
+  left": it stays right between decisions and after the daemon stops updating it.
+- `curtaild_poi_limit_watts`: the POI import limit of the config, to compare the site meter with.
 - `curtaild_build_info{version}`: always 1; joins a version onto any other series.
 - the standard `process_*` and `python_*` collectors (memory, CPU, fds, start time).
 There is no `curtaild_decisions_total`: `curtaild_decision_duration_seconds_count` is that count.
@@ -138,6 +148,11 @@ class Metrics:
             "curtaild_feed_age_seconds", "Since the last valid message (or start)", "feed"
         )
         self.mqtt_connected = gauge("curtaild_mqtt_connected", "1 while the broker session is up")
+        self.poi_limit = gauge("curtaild_poi_limit_watts", "POI import limit (config)")
+        self.deadline = gauge(
+            "curtaild_dispatch_deadline_timestamp_seconds",
+            "Earliest deadline of a deployment not complied yet (epoch s); NaN when none",
+        )
         self.build_info = gauge("curtaild_build_info", "Always 1; the version label", "version")
         self.rejected = counter(
             "curtaild_messages_rejected", "Inbound messages dropped", "feed", "reason"
@@ -146,6 +161,12 @@ class Metrics:
             "curtaild_protected_write_refused", "Writes aimed at a protected PDU, refused (I1)"
         )
         self.commands = counter("curtaild_commands", "Commands written", "driver")
+        self.command_failures = counter(
+            "curtaild_command_failures", "Commands a device refused or missed", "driver"
+        )
+        self.mqtt_reconnects = counter(
+            "curtaild_mqtt_reconnects", "Broker sessions established again after a loss"
+        )
         self.internal_errors = counter(
             "curtaild_internal_errors",
             "Exceptions contained, by stage; the daemon went on",
@@ -179,6 +200,7 @@ class Metrics:
         self._triggers = {k: self.event_to_command.labels(k) for k in TRIGGERS}
         self._confirm = {k: self.command_confirm.labels(k) for k in DRIVERS}
         self._commands = {k: self.commands.labels(k) for k in DRIVERS}
+        self._command_failures = {k: self.command_failures.labels(k) for k in DRIVERS}
         self._internal = {k: self.internal_errors.labels(k) for k in INTERNAL_ERROR_STAGES}
         self._feed_seen_at: dict[str, float] = {}
         self._feed_age = {k: self._age_child(k) for k in FEEDS}
@@ -186,6 +208,9 @@ class Metrics:
         self._devices: dict[str, Gauge] = {}
         self._gpu: dict[str, Gauge] = {}
         self.site_power.set(NAN)
+        self.poi_limit.set(NAN)
+        self.deadline.set(NAN)
+        self._deadline_s = NAN
 
         self._pool_children: dict[str, tuple[Gauge, dict[str, Gauge]]] = {}
         self._pool_power: dict[str, Gauge] = {}
@@ -202,6 +227,7 @@ class Metrics:
         tenants = {t.name for t in config.gpu_tenants}
         pools = {p.name for p in config.pools}
         devices = {m.name for m in config.meters} | {p.name for p in config.pdus} | pools
+        self.poi_limit.set(config.site.poi_limit_kw * W_PER_KW)
         for name in [n for n in self._pool_children if n not in pools]:
             _, states = self._pool_children.pop(name)
             self.pool_target.remove(name)
@@ -265,6 +291,13 @@ class Metrics:
             self.shortfall.set(shortfall_w)
             self._shortfall_w = shortfall_w
 
+    def set_dispatch_deadline(self, deadline_s: float | None) -> None:
+        """The earliest deadline (epoch s) of a deployment not complied yet; None: there is none."""
+        value = NAN if deadline_s is None else deadline_s
+        if value != self._deadline_s:  # NaN != NaN: at worst one redundant set
+            self.deadline.set(value)
+            self._deadline_s = value
+
     def set_override_active(self, active: bool) -> None:
         self.override_active.set(1.0 if active else 0.0)
 
@@ -281,6 +314,12 @@ class Metrics:
 
     def command_sent(self, driver: str, n: int = 1) -> None:
         _child(self._commands, driver, self.commands, driver).inc(n)
+
+    def command_failed(self, driver: str, n: int = 1) -> None:
+        _child(self._command_failures, driver, self.command_failures, driver).inc(n)
+
+    def mqtt_reconnected(self) -> None:
+        self.mqtt_reconnects.inc()
 
     def message_rejected(self, feed: str, reason: str) -> None:
         _child(self._rejected, (feed, reason), self.rejected, feed, reason).inc()

@@ -119,10 +119,16 @@ class MqttSession:
         outbox_limit: int = 10_000,
         publish_timeout_s: float = 5.0,
         persistent: bool = False,
+        on_reconnect: Callable[[], None] | None = None,
+        on_link_lost: Callable[[], None] | None = None,
     ) -> None:
         """`persistent`: keep the session on the broker across disconnects and restarts (MQTT
         3.1.1 clean_session = false, same client id): QoS 1 messages for it published while it
-        is away are queued by the broker and delivered when it is back."""
+        is away are queued by the broker and delivered when it is back.
+
+        `on_reconnect` is called (synchronously, from the reconnect loop) each time a session is
+        established again after the first; `on_link_lost` each time an established session ends
+        other than by `close()`. Both are for metrics: an error in them is logged, not raised."""
         self.cfg = cfg
         self.client_id = client_id or cfg.client_id
         self.stats = MqttStats()
@@ -131,6 +137,8 @@ class MqttSession:
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
         self._on_connect = on_connect
+        self._on_reconnect = on_reconnect
+        self._on_link_lost = on_link_lost
         self._will = (
             None
             if will_topic is None
@@ -239,6 +247,8 @@ class MqttSession:
                 self._on_disconnected()
                 if self.stats.connects > connects_before:  # this round reached the broker
                     failures = retries = 0
+                    if not self._close_requested.is_set():
+                        _call(self._on_link_lost)
                     if error is not None:
                         logger.warning("mqtt %s lost: %s; reconnecting", self._where, error)
                 elif error is not None:
@@ -265,6 +275,8 @@ class MqttSession:
     async def _serve(self, client: aiomqtt.Client) -> None:
         async with client:
             self.stats.connects += 1
+            if self.stats.connects > 1:
+                _call(self._on_reconnect)
             if self._subscriptions:
                 granted = await client.subscribe([(topic, 1) for topic in self._subscriptions])
                 self._check_granted(granted)
@@ -373,6 +385,15 @@ class MqttSession:
         self.stats.dropped_retained += len(self._outbox) - len(kept)
         self._outbox = deque(kept)
         self._check_idle()
+
+
+def _call(hook: Callable[[], None] | None) -> None:
+    if hook is None:
+        return
+    try:
+        hook()
+    except Exception:
+        logger.exception("mqtt session hook failed")
 
 
 def _as_bytes(payload: bytes | str) -> bytes:

@@ -103,7 +103,7 @@ class ModbusPool(PoolDriver):
         try:
             await self._health.run(lambda: self.plc.write_setpoint_kw(cmd.target_kw))
         except DeviceError:
-            log.failed()
+            log.failed(self.kind.name)
             return
         self.sent_seq = cmd.seq
         log.sent(self.kind.name)

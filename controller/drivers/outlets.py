@@ -77,7 +77,7 @@ class OutletGroup:
                 await health.run(pdu.read_outlets)
             writes = await health.run(lambda: pdu.set_outlets(states))
         except (DeviceError, ProtectedWriteRefused):
-            log.failed()
+            log.failed(OUTLET_WRITES)
             return
         self._written[pdu.name] = states
         if writes:

@@ -31,6 +31,7 @@ class ApplyReport:
     last_at: float | None = None
     failures: int = 0  # device errors (the device's health records them)
     by_driver: dict[str, int] = field(default_factory=dict)
+    failures_by_driver: dict[str, int] = field(default_factory=dict)
     errors: list[BaseException] = field(default_factory=list)  # anything else: a bug, contained
 
     def sent(self, kind: str) -> None:
@@ -41,8 +42,9 @@ class ApplyReport:
             self.first_at = at
         self.last_at = at
 
-    def failed(self) -> None:
+    def failed(self, kind: str) -> None:
         self.failures += 1
+        self.failures_by_driver[kind] = self.failures_by_driver.get(kind, 0) + 1
 
 
 def command_of(ps: PoolState, at: float) -> PoolCommand:

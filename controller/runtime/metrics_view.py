@@ -14,7 +14,7 @@ from controller.adapters.metrics import Metrics
 from controller.config import Config
 from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.state import ControllerState, Obligation, PoolState
-from controller.model import PoolTelemetry, Reading
+from controller.model import REDUCTION_TYPES, PoolTelemetry, Reading
 
 
 class MetricsView:
@@ -77,6 +77,7 @@ class MetricsView:
             for ob in obs:
                 counts[ob.instruction.type.value] = counts.get(ob.instruction.type.value, 0) + 1
             self.metrics.set_dispatch_active(counts)
+            self.metrics.set_dispatch_deadline(_earliest_deadline(obs))
             self._obligations = obs
         self.metrics.set_shortfall_kw(shortfall_kw)
         if state.override is not self._override:
@@ -113,6 +114,16 @@ class MetricsView:
 def _same(a: tuple[Obligation, ...], b: tuple[Obligation, ...]) -> bool:
     # decide() builds a new tuple each time but reuses unchanged obligations.
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _earliest_deadline(obligations: tuple[Obligation, ...]) -> float | None:
+    """The earliest deadline of a deployment not complied yet (a shortfall one included)."""
+    deadlines = [
+        ob.deadline
+        for ob in obligations
+        if ob.instruction.type in REDUCTION_TYPES and ob.status != "complied"
+    ]
+    return min(deadlines, default=None)
 
 
 def _sum_kw(meters: Mapping[str, Reading], names: Iterable[str]) -> float | None:

@@ -165,6 +165,8 @@ class Observer:
         self.view.update_from_snapshot(snap)
         for driver, n in report.by_driver.items():
             self.metrics.command_sent(driver, n)
+        for driver, n in report.failures_by_driver.items():
+            self.metrics.command_failed(driver, n)
         if trigger is not None and report.first_at is not None and report.last_at is not None:
             first_s = report.first_at - trigger.at
             last_s = report.last_at - trigger.at

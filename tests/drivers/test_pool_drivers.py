@@ -29,7 +29,7 @@ class Log:
     def sent(self, kind: str) -> None:
         self.kinds.append(kind)
 
-    def failed(self) -> None:
+    def failed(self, kind: str) -> None:
         self.failures += 1
 
 

@@ -116,6 +116,23 @@ async def test_reconnects_after_broker_restart(fresh_broker: MosquittoBroker) ->
             await inbox.wait(f"{prefix}/in/x", b"after-restart")
 
 
+async def test_reconnect_hooks_count_losses_and_returns(fresh_broker: MosquittoBroker) -> None:
+    """The daemon's `curtaild_mqtt_reconnects_total` and `curtaild_mqtt_connected` come from
+    these hooks: the first connect and a close() are neither a loss nor a reconnect."""
+    events: list[str] = []
+    session = MqttSession(
+        fresh_broker.mqtt_config(), [], lambda _t, _p, _r: None,
+        on_reconnect=lambda: events.append("reconnect"),
+        on_link_lost=lambda: events.append("lost"),
+    )  # fmt: skip
+    async with running(session):
+        await session.wait_connected(5.0)
+        await asyncio.to_thread(fresh_broker.restart)
+        await eventually(lambda: events == ["lost", "reconnect"])
+        await session.wait_connected(5.0)
+    assert events == ["lost", "reconnect"]
+
+
 async def test_will_on_abrupt_loss_and_offline_on_close(
     mosquitto_broker: MosquittoBroker, mqtt_cfg: MqttConfig, probe: MqttProbe
 ) -> None:
