@@ -21,12 +21,13 @@ from controller import logs
 from controller.adapters.broker import EmbeddedBroker
 from controller.adapters.mqtt import MqttSession
 from controller.app import Daemon, run_main
+from controller.config_render import render_toml
 from controller.errors import UsageError
 from controller.extras import require
 from controller.feeds.ercot import iter_905_rows
 from controller.sim.demo_site import demo_config
 from controller.sim.replay import price_topic_base, select_records, synthetic_storm_day
-from controller.sim.scenario import Scenario
+from controller.sim.scenario import ECRS_ID, Scenario
 from controller.sim.site import SimSite
 from controller.sim.view import LEGEND, render_line
 
@@ -65,6 +66,11 @@ async def _demo(args: argparse.Namespace) -> int:
     await broker.start()
     state_dir = tempfile.mkdtemp(prefix="curtaild-demo-")
     config = demo_config(broker.port, args.metrics_port, state_dir)
+    # Kept after the demo with its state store: `curtaild audit` reads the proof from both.
+    config_path = Path(state_dir) / "curtaild.toml"
+    dumped = config.model_dump(mode="python")
+    dumped["mqtt"].pop("password", None)  # a secret never goes into a file
+    config_path.write_text(render_toml(dumped))
     site = SimSite(config, stuck_pools=frozenset({"s17-a"}))
     await site.start()
     daemon = Daemon(config)
@@ -97,6 +103,10 @@ async def _demo(args: argparse.Namespace) -> int:
         await site.stop()
         await broker.stop()
     print(scenario.summary())
+    print(
+        f"  the audit trail stays in {state_dir}; the ECRS deployment's proof:\n"
+        f"    curtaild audit --config {config_path} --dispatch {ECRS_ID}"
+    )
     return 0
 
 

@@ -212,7 +212,12 @@ def build() -> Panel:
     lay.add(series("Shortfall", [target(f"curtaild_dispatch_shortfall_watts{{{S}}}", "shortfall")],
                    "Reduction an obligation asks for and the site does not deliver yet.",
                    unit="watt"), 12, 6)
-    lay.row("TODO: dispatch deadline and compliance (needs curtaild_dispatch_deadline_seconds)")
+    deadline = (f"curtaild_dispatch_deadline_timestamp_seconds{{{S}}} - time()")
+    lay.add(stat("Time to the nearest deadline", [target(deadline)],
+                 "Seconds until the earliest deadline of a reduction deployment not yet "
+                 "complied (negative: late; empty: none pending). Which one: dispatch/state.",
+                 unit="s", steps=thresholds((None, "red"), (0, "orange"), (60, "green"))),
+            24, 4)
 
     lay.row("Reaction time")
     lay.add(series("decide() duration",
