@@ -117,3 +117,13 @@ def test_user_docs_do_not_point_outside_the_repository() -> None:
         text = doc.read_text()
         for needle in ("../shared", "CONTRACT"):
             assert needle not in text, f"{doc.relative_to(ROOT)} mentions {needle!r}"
+
+
+def test_every_repository_path_the_docs_name_exists() -> None:
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    docs += sorted((ROOT / "deploy").rglob("README.md"))
+    pattern = re.compile(r"`((?:deploy|systemd|docs|controller|bench|tests)/[\w./-]+)`")
+    named = {(doc.name, m) for doc in docs for m in pattern.findall(doc.read_text())}
+    assert named, "no repository paths found: the pattern is broken"
+    missing = sorted((doc, path) for doc, path in named if not (ROOT / path).exists())
+    assert not missing, f"paths the docs name that the repository lacks: {missing}"
