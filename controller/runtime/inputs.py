@@ -68,6 +68,7 @@ class Inputs:
         self.override_last = OverrideOutcome(None, 0)
         self.cmd_seq: dict[str, int] = {}
         self._pool_topics: dict[str, MessageHandler] = {}
+        self._reporting_pools: set[str] = set()
         # Until the site has been seen at start (startup.wait_for_site), the level "at receipt"
         # of a reduction is not known: pools not heard from would count at max_kw. What arrives
         # then (an instruction the broker queued while the daemon was down) is measured from
@@ -107,7 +108,10 @@ class Inputs:
     def attach_pools(self, pools: Iterable[PoolDriver]) -> None:
         """The topics pool drivers hear their pools on; a report there goes to its driver,
         which parses it and comes back through `pool_telemetry` / `command_seq`."""
-        self._pool_topics = {topic: h for d in pools for topic, h in d.topics().items()}
+        drivers = list(pools)
+        self._pool_topics = {topic: h for d in drivers for topic, h in d.topics().items()}
+        # Pools whose agents report on their own: their reports are the `pool_state` feed.
+        self._reporting_pools = {d.name for d in drivers if d.topics()}
 
     def hold_baselines(self) -> None:
         """At start, before any message: reductions wait for the site to be seen."""
@@ -204,6 +208,7 @@ class Inputs:
             raise
         self._nonces[request.nonce] = request.issued_at + self.nonce_keep_s
         self.set_override_outcome(None)
+        self.feed_seen_at["override"] = now
         self.override_inbox.append(request)
         self.notify("override")
 
@@ -220,6 +225,8 @@ class Inputs:
     def pool_telemetry(self, name: str, telemetry: PoolTelemetry, *, wake: bool = True) -> None:
         """A pool's report (PoolSink): from its driver's poll or its agent's message."""
         self.pools[name] = telemetry
+        if name in self._reporting_pools:
+            self.feed_seen_at["pool_state"] = telemetry.at
         if wake:
             self.notify("pool")
 

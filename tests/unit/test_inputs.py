@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 from controller.clock import FakeClock, iso
+from controller.drivers.health import HealthBoard
+from controller.drivers.mqtt_pool import MqttPool
+from controller.drivers.outlets import OutletGroup
 from controller.feeds.common import FeedRejected
 from controller.model import PoolTelemetry
 from controller.runtime.inputs import Inputs
@@ -48,3 +51,26 @@ def test_after_the_start_a_pool_not_heard_from_counts_at_its_max_kw() -> None:
     inputs.pool_telemetry("eff", PoolTelemetry(5000.0, 6000.0, True, 0, clock.now))
     _ecrs(inputs, clock)
     assert inputs.dispatch_inbox[0].mining_kw_at_receipt == 17000.0
+
+
+def test_every_feed_that_delivers_refreshes_its_age() -> None:
+    # curtaild_feed_age_seconds{feed} reads these: an override or an agent report is news too.
+    clock = FakeClock()
+    config = make_config()
+    prefix = config.mqtt.topic_prefix
+    inputs = _inputs(clock)
+    sink_pools = {
+        p.name: MqttPool(p, OutletGroup([], HealthBoard(clock)), publish=lambda *_: True,
+                         topic_prefix=prefix, sink=inputs)
+        for p in config.pools
+    }  # fmt: skip
+    inputs.attach_pools(sink_pools.values())
+    clock.now += 5
+    report = {"seq": 0, "power_kw": 100.0, "available_kw": 6000.0}
+    inputs.on_message(f"{prefix}/pools/eff/state", json.dumps(report).encode(), False)
+    assert inputs.feed_seen_at["pool_state"] == clock.now
+    clock.now += 5
+    doc = {"mode": "curtail", "ttl_s": 600, "reason": "test", "operator": "op",
+           "issued_at": iso(clock.now), "nonce": "n-1"}  # fmt: skip
+    inputs.on_message(f"{prefix}/override/set", json.dumps(doc).encode(), False)
+    assert inputs.feed_seen_at["override"] == clock.now
