@@ -21,7 +21,7 @@ from controller.config import Config
 from controller.sim.site import SimSite
 from tests.integration.documents import sced
 from tests.integration.faults import MetricsView, NotifyListener
-from tests.support import MqttProbe
+from tests.support import MqttProbe, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +51,11 @@ class LiveSite:
 
     async def price(self, usd_per_mwh: float, *, retain: bool = False) -> None:
         await self.probe.publish(f"{self.prefix}-ercot/prices/rt", sced(usd_per_mwh), retain=retain)
+
+    async def run_every_pool(self, fleet_kw: float, timeout_s: float = 5.0) -> None:
+        """A cheap price, then wait until the simulated site draws `fleet_kw` of mining."""
+        await self.price(20.0)
+        await eventually(lambda: abs(self.sim.mining_kw() - fleet_kw) <= 1e-6 * fleet_kw, timeout_s)
 
     async def dispatch(self, doc: dict[str, Any]) -> None:
         await self.probe.publish(self.config.feeds.dispatch_topic, json.dumps(doc))

@@ -13,15 +13,13 @@ from controller.config import MqttConfig
 from tests.integration.documents import ecrs
 from tests.integration.live import cli
 from tests.integration.site import FLEET_KW, live_site
-from tests.support import eventually
 
 
 async def test_audit_proves_an_ecrs_deployment_while_the_daemon_runs(
     mqtt_cfg: MqttConfig, tmp_path: Path
 ) -> None:
     async with live_site(mqtt_cfg, tmp_path) as site:
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         mark = site.probe.mark()
         await site.dispatch(ecrs("E-AUDIT", 5.0))
         await site.ack("E-AUDIT", "accepted", since=mark)

@@ -7,12 +7,10 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.integration.documents import ecrs, sced
 from tests.integration.faults import Sampler, at_most
 from tests.integration.site import FLEET_KW, live_site
-from tests.support import MosquittoBroker, MqttProbe, eventually
+from tests.support import MosquittoBroker, MqttProbe
 
 MQTT_POOLS = ("a1", "a2", "a3")
 
@@ -21,8 +19,7 @@ async def test_broker_restart_mid_deployment(fresh_broker: MosquittoBroker, tmp_
     mqtt = fresh_broker.mqtt_config()
     async with live_site(mqtt, tmp_path) as site:
         prefix = site.prefix
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         mark = site.probe.mark()
         await site.dispatch(ecrs("E1", 5.0))
         cap_kw = (await site.ack("E1", "accepted", since=mark))["target_kw"]

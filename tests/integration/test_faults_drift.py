@@ -72,8 +72,7 @@ async def test_merit_order_swap_never_exceeds_a_binding_clr(
 
     async with live_site(mqtt_cfg, tmp_path, setup=slow_to_lower) as site:
         agents, plc = site.sim.agents, site.sim.plcs["plc1"]
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         await site.dispatch(clr("C1", cap_kw / 1000))
         # The two best pools fill the CLR: a1 (17 J/TH) and a2 (22, ufr).
         await eventually(lambda: agents["a1"].power_kw == 3000 and agents["a2"].power_kw == 3000
@@ -99,8 +98,7 @@ async def test_silent_agent_is_faulted_counted_and_cut(
     cap_kw = 9000.0
     async with live_site(mqtt_cfg, tmp_path, control={"pool_stale_s": 2.0}) as site:
         a3 = site.sim.agents["a3"]
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         # a1 3000 + a2 3000 + plc1 2000 + a3 1000 at part load; px (least efficient) off.
         await site.dispatch(clr("C1", cap_kw / 1000))
         await eventually(lambda: a3.power_kw == pytest.approx(1000)

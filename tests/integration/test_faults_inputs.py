@@ -21,8 +21,7 @@ async def test_dispatch_id_reused_with_another_type_is_rejected(
     mqtt_cfg: MqttConfig, tmp_path: Path
 ) -> None:
     async with live_site(mqtt_cfg, tmp_path) as site:
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         mark = site.probe.mark()
         await site.dispatch(ecrs("E1", 5.0))
         cap_kw = (await site.ack("E1", "accepted", since=mark))["target_kw"]
@@ -97,8 +96,7 @@ async def test_values_no_clock_can_hold_are_rejected_and_the_daemon_runs_on(
 ) -> None:
     async with live_site(mqtt_cfg, tmp_path, notify=True, watchdog_s=1.0) as site:
         assert site.notify is not None
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         before = await site.metrics()
         mark = site.probe.mark()
         await site.dispatch(ecrs("HUGE", 1.0, deadline_s=1e308))

@@ -26,8 +26,7 @@ async def test_reload_with_unreadable_key_file_is_refused_as_a_whole(
         mqtt_cfg, tmp_path, notify=True, override={"hmac_key_file": str(key_file)}
     ) as site:
         assert site.notify is not None
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         site.config_path.write_text(edit_toml(site.config_path.read_text(), {
             "override.hmac_key_file": str(tmp_path / "no-such.key"),
             "site.margin_kw": 2500.0,  # must not apply either: the file is refused whole
@@ -63,8 +62,7 @@ async def test_valid_reload_takes_effect_everywhere(mqtt_cfg: MqttConfig, tmp_pa
         feeds={"price_stale_s": stale_s, "on_price_stale": "hold"},
     ) as site:  # fmt: skip
         assert site.notify is not None
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         site.config_path.write_text(edit_toml(site.config_path.read_text(), {
             "site.margin_kw": 1500.0,
             "control.confirm_timeout_s": 3.0,

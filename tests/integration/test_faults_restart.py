@@ -22,8 +22,7 @@ async def test_kill9_during_ecrs_keeps_the_deployment_until_recall(
     mqtt_cfg: MqttConfig, tmp_path: Path
 ) -> None:
     async with live_site(mqtt_cfg, tmp_path) as site:
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         mark = site.probe.mark()
         await site.dispatch(ecrs("E1", 5.0))
         cap_kw = (await site.ack("E1", "accepted", since=mark))["target_kw"]
@@ -50,8 +49,7 @@ async def test_kill9_with_curtail_override_keeps_mining_off(
 ) -> None:
     async with live_site(mqtt_cfg, tmp_path) as site:
         state_topic = f"{site.prefix}/override/state"
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         mark = site.probe.mark()
         await site.send_override(override("curtail", ttl_s=300))
         await site.probe.wait_json(state_topic, lambda d: d["mode"] == "curtail", since=mark)
@@ -76,8 +74,7 @@ async def test_kill9_inside_the_frequency_reset_window(
     reset_s = 6.0
     async with live_site(mqtt_cfg, tmp_path, dispatch={"frequency_reset_s": reset_s}) as site:
         a2_outlets = site.sim.pdus["pdu-a2"].outlets_on  # a2 is the ufr pool
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         site.sim.set_frequency_hz(59.6)
         await eventually(lambda: not any(a2_outlets), 3)
         site.sim.set_frequency_hz(60.0)
@@ -104,8 +101,7 @@ async def test_kill9_inside_the_frequency_reset_window(
 async def test_kill9_during_price_dwell(mqtt_cfg: MqttConfig, tmp_path: Path) -> None:
     dwell_s = 6.0
     async with live_site(mqtt_cfg, tmp_path, economics={"min_curtail_s": dwell_s}) as site:
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         mark = site.probe.mark()
         await site.price(75.0)  # above a3's band (68.1 + 5): a3 curtails on price
         await site.probe.wait_json(f"{site.prefix}/pools/a3/cmd", lambda d: d["target_kw"] == 0,
@@ -136,8 +132,7 @@ async def test_signed_override_replayed_after_restart_is_rejected(
     key_file.write_bytes(KEY + b"\n")
     async with live_site(mqtt_cfg, tmp_path, override={"hmac_key_file": str(key_file)}) as site:
         state_topic = f"{site.prefix}/override/state"
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         limit = override("limit", ttl_s=300, key=KEY, limit_kw=4000)
         mark = site.probe.mark()
         await site.send_override(limit)
@@ -178,8 +173,7 @@ async def test_an_instruction_published_while_the_daemon_is_down_is_carried_out(
     # The daemon's MQTT session is persistent: the broker queues a QoS 1 instruction for it
     # while it is down and delivers it when it is back (nothing lost, CONTRACT 7).
     async with live_site(mqtt_cfg, tmp_path) as site:
-        await site.price(20.0)
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+        await site.run_every_pool(FLEET_KW)
         await site.kill9()
         mark = site.probe.mark()
         await site.dispatch(ecrs("E9", 5.0))
