@@ -19,7 +19,6 @@ from controller.model import (
 )
 
 # A fixed, realistic epoch (2023-11-14T22:13:20Z) so that times in failures are readable.
-T0 = 1_700_000_000.0
 
 
 def protected_pdu_names(config: Config) -> frozenset[str]:

@@ -19,7 +19,8 @@ from controller.core.plan import Plan
 from controller.core.policies.dispatch import missing_kw
 from controller.core.state import ControllerState, Obligation, PoolState, PoolStateName
 from controller.runtime.metrics_view import MetricsView
-from tests.unit.factories import T0, dispatch, override, reading, telemetry
+from controller.sim.plant import T0
+from tests.unit.factories import dispatch, override, reading, telemetry
 from tests.unit.harness import SiteSim, make_config
 
 # CONTRACT section 6: name -> label names, exactly. Counters are exposed with `_total`.

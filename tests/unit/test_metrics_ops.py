@@ -9,7 +9,8 @@ from controller.adapters.metrics import DRIVERS, Metrics
 from controller.core.state import ControllerState, Obligation
 from controller.runtime.apply import ApplyReport
 from controller.runtime.metrics_view import MetricsView
-from tests.unit.factories import T0, dispatch
+from controller.sim.plant import T0
+from tests.unit.factories import dispatch
 from tests.unit.harness import make_config
 
 

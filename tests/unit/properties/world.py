@@ -18,8 +18,8 @@ from controller.model import (
     OverrideRequest,
     PoolTelemetry,
 )
-from controller.sim.plant import Plant
-from tests.unit.factories import T0, acting_price, protected_pdu_names
+from controller.sim.plant import T0, Plant
+from tests.unit.factories import acting_price, protected_pdu_names
 from tests.unit.properties.oracle import Oracle, View
 from tests.unit.properties.sites import Behaviour
 from tests.unit.properties.strategies import DispatchEvent, OverrideEvent, Scenario, StepInput
