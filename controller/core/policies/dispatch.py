@@ -130,6 +130,8 @@ def take_inbox(
     now: float,
 ) -> tuple[tuple[Obligation, ...], list[DispatchAck], float | None]:
     """Fold new instructions into the obligations; return acks and the newest arrival time."""
+    if not inbox:
+        return obligations, [], None  # most decisions: nothing new, the same tuple
     # The EEA state is keyed apart from instruction ids: a QSE id "EEA" must not collide with it.
     obs: dict[tuple[str, str], Obligation] = {
         _key(o.instruction.type, o.id): o for o in obligations
