@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from controller.config import Config
 from controller.core.state import NEVER, ControllerState, PoolState
 from tests.unit.harness import SiteSim, make_config
 
@@ -74,30 +75,7 @@ def test_restored_pool_without_telemetry_is_never_raised_and_counts_at_max_kw() 
 
 
 def test_outlet_pool_unheard_at_start_has_no_outlet_vector() -> None:
-    sim = SiteSim(
-        make_config(
-            pools=[
-                {
-                    "name": "px",
-                    "driver": "pdu",
-                    "max_kw": 80,
-                    "efficiency_j_per_th": 20.0,
-                    "pdus": ["pdu-a"],
-                },
-            ],
-            pdus=[
-                {"name": "pdu-a", "host": "h", "port": 1, "outlets": 8, "outlet_kw": 10},
-                {
-                    "name": "pdu-gpu",
-                    "host": "h",
-                    "port": 3,
-                    "outlets": 4,
-                    "outlet_kw": 10,
-                    "protected": True,
-                },
-            ],
-        )
-    )
+    sim = SiteSim(_one_outlet_pool(max_kw=80, efficiency_j_per_th=20.0, outlets=8, outlet_kw=10))
     sim.unreported.add("px")
     for _ in range(3):
         px = sim.step().plan.pools["px"]
@@ -346,28 +324,7 @@ def test_an_outlet_pool_seeded_at_its_measured_load_is_not_cut_for_wandering_abo
     # never commanded); a load a little above it is not drift, and must not be "re-commanded"
     # down to whole outlets, which cut the pool without a price reason.
     sim = SiteSim(
-        make_config(
-            pools=[
-                {
-                    "name": "px",
-                    "driver": "pdu",
-                    "max_kw": 65.5,
-                    "efficiency_j_per_th": 21.5,
-                    "pdus": ["pdu-a"],
-                },
-            ],
-            pdus=[
-                {"name": "pdu-a", "host": "h", "port": 1, "outlets": 1, "outlet_kw": 65.5},
-                {
-                    "name": "pdu-gpu",
-                    "host": "h",
-                    "port": 3,
-                    "outlets": 4,
-                    "outlet_kw": 10,
-                    "protected": True,
-                },
-            ],
-        ),
+        _one_outlet_pool(max_kw=65.5, efficiency_j_per_th=21.5, outlets=1, outlet_kw=65.5),
         price=None,
     )
     sim.power_kw["px"] = 32.75  # half of its one outlet's rating
@@ -376,3 +333,17 @@ def test_an_outlet_pool_seeded_at_its_measured_load_is_not_cut_for_wandering_abo
     for _ in range(5):
         px = sim.step().plan.pools["px"]
         assert (px.target_kw, px.target_at) == (32.75, NEVER)
+
+
+def _one_outlet_pool(
+    *, max_kw: float, efficiency_j_per_th: float, outlets: int, outlet_kw: float
+) -> Config:
+    """A site with one outlet-switched pool `px` on PDU `pdu-a` (and the tenant's PDU)."""
+    pool = {"name": "px", "driver": "pdu", "max_kw": max_kw,
+            "efficiency_j_per_th": efficiency_j_per_th, "pdus": ["pdu-a"]}  # fmt: skip
+    pdus = [
+        {"name": "pdu-a", "host": "h", "port": 1, "outlets": outlets, "outlet_kw": outlet_kw},
+        {"name": "pdu-gpu", "host": "h", "port": 3, "outlets": 4, "outlet_kw": 10,
+         "protected": True},
+    ]  # fmt: skip
+    return make_config(pools=[pool], pdus=pdus)

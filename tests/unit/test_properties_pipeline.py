@@ -39,22 +39,33 @@ def caps(draw: st.DrawFn) -> Cap:
     return Cap(kw, draw(st.sampled_from(BINDINGS)))
 
 
-def stage_runs(rec: StepRecord, given_cap: Cap, scenario: Scenario) -> Iterator[tuple[str, Any]]:
-    """Every stage with this step's inputs and `given_cap` as its incoming cap."""
+def stage_runs(
+    rec: StepRecord, scenario: Scenario, given_cap: Cap | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Every stage on this step's inputs, in pipeline order. With `given_cap`, each stage gets
+    it as its incoming cap; without, they run chained from UNBOUNDED, as decide() runs them."""
     site = compile_site(scenario.site.config)
     config, snap, state, now = site.config, rec.snap, rec.state, rec.now
     pools = seed.pools_for(site, state, snap)
     totals = pool_totals(site, pools, snap, state.started_at, now)
-    safe = envelope.stage(given_cap, site, snap, totals, state.aux_estimate_kw, now)
+
+    def incoming(previous: Cap) -> Cap:
+        return previous if given_cap is None else given_cap
+
+    safe = envelope.stage(incoming(UNBOUNDED), site, snap, totals, state.aux_estimate_kw, now)
     yield "envelope", safe
-    env = safe.envelope
-    inbox = snap.dispatch_inbox
-    yield "dispatch", dispatch.stage(given_cap, state, inbox, config, env, totals.mining_kw, now)
-    overridden = override.stage(given_cap, state.override, snap.override_inbox, now)
+    inbox, env = snap.dispatch_inbox, safe.envelope
+    obliged = dispatch.stage(incoming(safe.cap), state, inbox, config, env, totals.mining_kw, now)
+    yield "dispatch", obliged
+    overridden = override.stage(incoming(obliged.cap), state.override, snap.override_inbox, now)
     yield "override", overridden
-    yield "frequency", frequency.stage(given_cap, state, snap.frequency_hz, config, now)
+    freq = frequency.stage(incoming(overridden.cap), state, snap.frequency_hz, config, now)
+    yield "frequency", freq
     current = overridden.current
-    yield "price", price.stage(given_cap, snap.price, state.started_at, current, config.feeds, now)
+    yield (
+        "price",
+        price.stage(incoming(freq.cap), snap.price, state.started_at, current, config.feeds, now),
+    )
 
 
 @given(scenarios(max_steps=15), st.lists(caps(), min_size=1, max_size=15))
@@ -62,7 +73,7 @@ def test_property_every_stage_only_narrows(scenario: Scenario, incoming: list[Ca
     narrowed: set[str] = set()
     for k, rec in enumerate(run(scenario)):
         given_cap = incoming[k % len(incoming)]
-        for name, out in stage_runs(rec, given_cap, scenario):
+        for name, out in stage_runs(rec, scenario, given_cap):
             cap = out.cap
             where = f"{name} stage given {given_cap!r} returned {cap!r}"
             assert cap.kw <= given_cap.kw, fail(rec, f"{where}: it widened the cap")
@@ -83,29 +94,11 @@ def test_property_the_pipeline_from_unbounded_gives_the_plan_cap(scenario: Scena
     """Run in order from UNBOUNDED, the stages give the decision's cap, and its reasons are
     the stages' reasons in pipeline order."""
     for rec in run(scenario):
-        outs = dict(_in_order(rec, scenario))
+        outs = dict(stage_runs(rec, scenario))
         plan = rec.decision.plan
         assert outs["price"].cap.kw == plan.mining_cap_kw, fail(rec, "pipeline cap != plan cap")
         reasons = tuple(r for out in outs.values() for r in out.reasons)
         assert reasons == rec.decision.reasons, fail(rec, f"reasons {rec.decision.reasons!r}")
-
-
-def _in_order(rec: StepRecord, scenario: Scenario) -> Iterator[tuple[str, Any]]:
-    site = compile_site(scenario.site.config)
-    config, snap, state, now = site.config, rec.snap, rec.state, rec.now
-    pools = seed.pools_for(site, state, snap)
-    totals = pool_totals(site, pools, snap, state.started_at, now)
-    safe = envelope.stage(UNBOUNDED, site, snap, totals, state.aux_estimate_kw, now)
-    yield "envelope", safe
-    inbox, env = snap.dispatch_inbox, safe.envelope
-    obliged = dispatch.stage(safe.cap, state, inbox, config, env, totals.mining_kw, now)
-    yield "dispatch", obliged
-    overridden = override.stage(obliged.cap, state.override, snap.override_inbox, now)
-    yield "override", overridden
-    freq = frequency.stage(overridden.cap, state, snap.frequency_hz, config, now)
-    yield "frequency", freq
-    current = overridden.current
-    yield "price", price.stage(freq.cap, snap.price, state.started_at, current, config.feeds, now)
 
 
 def test_cap_narrow_never_widens() -> None:
