@@ -1,8 +1,14 @@
-"""Helpers for driver tests: configs pointing at loopback simulators."""
+"""Helpers for driver tests: configs pointing at loopback simulators, pool driver deps."""
 
 from __future__ import annotations
 
+from controller.adapters.modbus import EndpointPool
+from controller.clock import SystemClock
 from controller.config import MeterConfig, PduConfig, PoolConfig
+from controller.drivers.health import HealthBoard
+from controller.drivers.pdu import PduDriver
+from controller.drivers.registry import PoolDeps
+from controller.model import PoolTelemetry
 
 # Short enough that failure paths keep the suite fast, long enough for a loaded CI machine.
 TIMEOUT_S = 0.3
@@ -34,3 +40,37 @@ def plc_cfg(port: int, *, max_kw: float = 3000.0) -> PoolConfig:
         port=port,
         unit_id=1,
     )
+
+
+class RecordingSink:
+    """A pool driver's sink that keeps what it was told (PoolSink)."""
+
+    def __init__(self) -> None:
+        self.telemetry: dict[str, PoolTelemetry] = {}
+        self.seq: dict[str, int] = {}
+
+    def pool_telemetry(self, pool: str, telemetry: PoolTelemetry) -> None:
+        self.telemetry[pool] = telemetry
+
+    def command_seq(self, pool: str, seq: int) -> None:
+        self.seq[pool] = seq
+
+
+def pool_deps(
+    endpoints: EndpointPool,
+    pdus: dict[str, PduDriver],
+    *,
+    sink: RecordingSink | None = None,
+    sent: list[tuple[str, bytes]] | None = None,
+    topic_prefix: str = "curtaild",
+) -> PoolDeps:
+    """What pool factories need, on the real clock; MQTT publishes land in `sent`."""
+    published = sent if sent is not None else []
+
+    def publish(topic: str, payload: bytes, _qos: int, _retain: bool) -> bool:
+        published.append((topic, payload))
+        return True
+
+    health = HealthBoard(SystemClock().monotonic)
+    sink = sink or RecordingSink()
+    return PoolDeps(endpoints, health, pdus, SystemClock(), publish, topic_prefix, sink)

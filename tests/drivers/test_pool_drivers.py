@@ -14,11 +14,10 @@ from controller.drivers.outlets import OutletGroup
 from controller.drivers.pdu import PduDriver
 from controller.drivers.pdu_pool import PduPool
 from controller.drivers.pool import PoolCommand, PoolDriver
-from controller.drivers.registry import DriverDeps, PoolDeps, make_pdu, pool_registry
-from controller.model import PoolTelemetry
+from controller.drivers.registry import DriverDeps, make_pdu, pool_registry
 from controller.sim.modbus_devices import SimPdu, SimPlc
 from controller.sim.modbus_server import SimModbusSite
-from tests.drivers.helpers import pdu_cfg, plc_cfg
+from tests.drivers.helpers import RecordingSink, pdu_cfg, plc_cfg, pool_deps
 
 
 class Log:
@@ -31,18 +30,6 @@ class Log:
 
     def failed(self, kind: str) -> None:
         self.failures += 1
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.telemetry: dict[str, PoolTelemetry] = {}
-        self.seq: dict[str, int] = {}
-
-    def pool_telemetry(self, pool: str, telemetry: PoolTelemetry) -> None:
-        self.telemetry[pool] = telemetry
-
-    def command_seq(self, pool: str, seq: int) -> None:
-        self.seq[pool] = seq
 
 
 def cmd(seq: int, target_kw: float, **kw: object) -> PoolCommand:
@@ -58,21 +45,13 @@ def build(
     kind: str,
     port: int,
     endpoints: EndpointPool,
-    sink: Sink,
+    sink: RecordingSink,
     sent: list[tuple[str, bytes]],
     *,
     with_pdu: bool = True,
 ) -> tuple[PoolDriver, PduDriver]:
     pdu = make_pdu(pdu_cfg(port, outlets=8), DriverDeps(endpoints))
-    deps = PoolDeps(
-        endpoints,
-        HealthBoard(SystemClock().monotonic),
-        {pdu.name: pdu},
-        SystemClock(),
-        lambda topic, payload, _qos, _retain: not sent.append((topic, payload)),  # type: ignore[func-returns-value]
-        "site",
-        sink,
-    )
+    deps = pool_deps(endpoints, {pdu.name: pdu}, sink=sink, sent=sent, topic_prefix="site")
     cfg = plc_cfg(port, max_kw=28.0).model_copy(update={"pdus": [pdu.name] if with_pdu else []})
     if kind != "modbus":
         cfg = cfg.model_copy(update={"driver": kind, "host": None, "port": None, "unit_id": None})
@@ -84,7 +63,7 @@ async def test_modbus_pool_writes_the_setpoint_and_reports_the_seq_it_wrote(
 ) -> None:
     plc = site.add(SimPlc(28.0))
     await site.start()
-    pool, _ = build("modbus", plc.port, endpoints, Sink(), [], with_pdu=False)
+    pool, _ = build("modbus", plc.port, endpoints, RecordingSink(), [], with_pdu=False)
     assert isinstance(pool, ModbusPool)
     assert (await pool.read()).applied_seq == 0
     pool.plan(cmd(7, 12.5))
@@ -104,7 +83,7 @@ async def test_a_cut_switches_the_setpoint_pools_outlets_off_and_a_raise_restore
     sim = site.add(SimPdu(8, 3.5))
     await site.start()
     sent: list[tuple[str, bytes]] = []
-    pool, _ = build("mqtt", sim.port, endpoints, Sink(), sent)
+    pool, _ = build("mqtt", sim.port, endpoints, RecordingSink(), sent)
     assert pool.can_cut
     pool.plan(cmd(3, 0.0, cut=True))
     log = Log()
@@ -122,7 +101,7 @@ async def test_outlet_pool_has_applied_a_command_once_its_pdus_show_it(
 ) -> None:
     sim = site.add(SimPdu(8, 3.5))
     await site.start()
-    pool, _ = build("pdu", sim.port, endpoints, Sink(), [])
+    pool, _ = build("pdu", sim.port, endpoints, RecordingSink(), [])
     assert isinstance(pool, PduPool)
     pool.plan(cmd(5, 10.5, outlets_on=3))
     await pool.send(Log())
@@ -137,7 +116,7 @@ async def test_outlet_pool_never_commanded_is_left_as_it_is(
 ) -> None:
     sim = site.add(SimPdu(8, 3.5))
     await site.start()
-    pool, _ = build("pdu", sim.port, endpoints, Sink(), [])
+    pool, _ = build("pdu", sim.port, endpoints, RecordingSink(), [])
     pool.plan(cmd(1, 28.0, commanded=False))  # seeded from telemetry at start (I6)
     assert not pool.pending
     assert sim.coil_write_requests == []
@@ -145,7 +124,7 @@ async def test_outlet_pool_never_commanded_is_left_as_it_is(
 
 def test_mqtt_pool_reports_through_its_sink_and_repeats_only_commands_of_ours() -> None:
     endpoints = EndpointPool()
-    sink, sent = Sink(), list[tuple[str, bytes]]()
+    sink, sent = RecordingSink(), list[tuple[str, bytes]]()
     pool, _ = build("mqtt", 1502, endpoints, sink, sent)
     assert isinstance(pool, MqttPool)
     topics = pool.topics()

@@ -6,8 +6,6 @@ import pytest
 
 from controller.adapters.metrics import DRIVERS
 from controller.adapters.modbus import EndpointPool
-from controller.clock import SystemClock
-from controller.drivers.health import HealthBoard
 from controller.drivers.kinds import POOL_KINDS
 from controller.drivers.meter import MeterDriver
 from controller.drivers.modbus_pool import ModbusPool, PlcDriver
@@ -26,28 +24,9 @@ from controller.drivers.registry import (
     make_pdu,
     pool_registry,
 )
-from controller.model import PoolTelemetry
 from controller.sim.modbus_devices import SimPdu
 from controller.sim.modbus_server import SimModbusSite
-from tests.drivers.helpers import meter_cfg, pdu_cfg, plc_cfg
-
-
-class _Sink:
-    def pool_telemetry(self, pool: str, telemetry: PoolTelemetry) -> None: ...
-
-    def command_seq(self, pool: str, seq: int) -> None: ...
-
-
-def _pool_deps(endpoints: EndpointPool, pdus: dict[str, PduDriver]) -> PoolDeps:
-    return PoolDeps(
-        endpoints,
-        HealthBoard(SystemClock().monotonic),
-        pdus,
-        SystemClock(),
-        lambda *_: True,
-        "curtaild",
-        _Sink(),
-    )
+from tests.drivers.helpers import meter_cfg, pdu_cfg, plc_cfg, pool_deps
 
 
 def test_pool_kinds_and_errors() -> None:
@@ -85,7 +64,7 @@ async def test_factories_share_one_endpoint_per_gateway(site: SimModbusSite) -> 
     tenant_pdu = make_pdu(pdu_cfg(sim.port, protected=True), deps)
     meter = make_meter(meter_cfg(sim.port), deps)
     pools = pool_registry()
-    plc_pool = pools.get("modbus")(plc_cfg(sim.port), _pool_deps(endpoints, {pdu.name: pdu}))
+    plc_pool = pools.get("modbus")(plc_cfg(sim.port), pool_deps(endpoints, {pdu.name: pdu}))
     assert isinstance(pdu, PduDriver)
     assert isinstance(meter, MeterDriver)
     assert isinstance(plc_pool, ModbusPool)
@@ -103,7 +82,7 @@ async def test_factories_share_one_endpoint_per_gateway(site: SimModbusSite) -> 
 def test_each_kind_builds_its_driver_and_a_modbus_pool_needs_an_address() -> None:
     endpoints = EndpointPool()
     pdu = make_pdu(pdu_cfg(1502), DriverDeps(endpoints))
-    deps = _pool_deps(endpoints, {pdu.name: pdu})
+    deps = pool_deps(endpoints, {pdu.name: pdu})
     registry = pool_registry()
     mqtt_cfg = plc_cfg(1502).model_copy(
         update={"driver": "mqtt", "host": None, "port": None, "unit_id": None}
