@@ -29,8 +29,8 @@ class ApplyReport:
     commands: int = 0
     first_at: float | None = None  # monotonic
     last_at: float | None = None
-    failures: int = 0  # device errors (the device's health records them)
     by_driver: dict[str, int] = field(default_factory=dict)
+    # device errors per driver kind (the device's health records them)
     failures_by_driver: dict[str, int] = field(default_factory=dict)
     errors: list[BaseException] = field(default_factory=list)  # anything else: a bug, contained
 
@@ -43,8 +43,11 @@ class ApplyReport:
         self.last_at = at
 
     def failed(self, kind: str) -> None:
-        self.failures += 1
         self.failures_by_driver[kind] = self.failures_by_driver.get(kind, 0) + 1
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failures_by_driver.values())
 
 
 def command_of(ps: PoolState, at: float) -> PoolCommand:
