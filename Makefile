@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker tools clean
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker tools clean deploy-check
 
 all: test
 
@@ -70,6 +70,12 @@ bench: $(STAMP)
 # not next to a test run: both load the machine).
 bench-faults: $(STAMP) tools
 	$(BIN)/python bench/bench_faults.py
+
+# docs/deploy.md run literally on a fresh Debian 12 VM with systemd as PID 1 (root; qemu, KVM
+# when available; 10-30 minutes; needs Debian's mirror and PyPI). Not part of `test` or CI:
+# deploy/hostcheck/README.md.
+deploy-check: $(STAMP)
+	deploy/hostcheck/run.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
