@@ -54,6 +54,22 @@ check_started() {
     ok "curtaild active (running), Type=notify so READY=1 arrived; pid $pid as uid $user (DynamicUser); $show"
     journalctl -u curtaild -b --no-pager -o cat | grep -iE '"level": ?"(error|critical)"' && die "errors in the journal"
     ok "no error in journalctl -u curtaild -b"
+    local w0
+    w0=$(systemctl show -p WatchdogTimestampMonotonic --value curtaild)
+    sleep 6  # WatchdogSec=10: a ping at least every 5 s moves the timestamp
+    [ "$(systemctl show -p WatchdogTimestampMonotonic --value curtaild)" != "$w0" ] || die "no WATCHDOG=1 ping in 6 s"
+    ok "watchdog pings arrive (WatchdogTimestamp $(systemctl show -p WatchdogTimestamp --value curtaild))"
+}
+
+check_reload() {
+    CURRENT="check reload"
+    local pid
+    pid=$(systemctl show -p MainPID --value curtaild)
+    systemctl reload curtaild
+    sleep 3
+    systemctl is-active --quiet curtaild || die "not active after reload"
+    [ "$(systemctl show -p MainPID --value curtaild)" = "$pid" ] || die "reload restarted the daemon"
+    ok "systemctl reload curtaild: same pid $pid, still active"
 }
 
 # The price feed's part: one SCED LMP record for HB_WEST, timed now (Central time), over TLS.

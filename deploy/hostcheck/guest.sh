@@ -63,11 +63,20 @@ pw() { printf '%s-pw-%s' "$1" "$(cat /etc/machine-id | cut -c1-12)"; }
 source "$HC/guest-checks.sh"
 
 note "host: $(. /etc/os-release; echo "$PRETTY_NAME"), $(uname -r), PID 1 = $(cat /proc/1/comm), $(systemctl --version | head -1)"
-cd ~ && cp "$HC"/payload/* ~/
+cd ~ && cp -r "$HC"/payload/* ~/
 
 # 1-2. Packages and curtaild from the wheel (the git path needs a reachable git host).
 guide deploy-1-1
 guide deploy-2-2
+WHEELHOUSE="s|pip install --require-hashes|pip install --no-index --find-links ~/wheelhouse --require-hashes|"
+if /opt/curtaild/.venv/bin/python -c 'import urllib.request as u; u.urlopen("https://pypi.org/simple/pip/", timeout=30)'; then
+    guide deploy-2-3
+    WHEELHOUSE=""
+else
+    note "PyPI not reachable with a trusted certificate from this host: the guide's wheelhouse variant"
+    guide deploy-2-4
+fi
+guide deploy-2-5
 ok "installed: $(/opt/curtaild/.venv/bin/curtaild --version); venv $(du -sh /opt/curtaild/.venv | cut -f1)"
 
 # 4. Config and secrets.
@@ -111,6 +120,7 @@ guide deploy-8-2 "s/op-jdoe-password/$(pw op-jdoe)/"
 check_status_online
 guide deploy-8-3
 check_prometheus
+check_reload
 
 # 9. Upgrade to 0.2.0 (wheel) with an override in force, then roll back to 0.1.0.
 LIMIT_2000='d["override"]["active"] and d["override"]["limit_kw"] == 2000'
@@ -118,7 +128,7 @@ operator "an override in force before the upgrade (limit 2000 kW): the store mus
 curtaild override --config ~/curtaild-op.toml limit 2000 --ttl 30m --reason "before upgrade"
 wait_status "$LIMIT_2000" 20
 guide deploy-9-1
-guide deploy-9-3
+guide deploy-9-3 "$WHEELHOUSE"
 guide deploy-9-4
 check_version 0.2.0
 wait_status "$LIMIT_2000" 30 && ok "the override survived the upgrade restart (from the store)"

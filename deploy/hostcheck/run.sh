@@ -61,6 +61,10 @@ pip_wheel "$build/curtaild-$VERSION"
 sed -i "s/^__version__ = .*/__version__ = \"$NEXT\"/" "$build/curtaild-$VERSION/controller/__init__.py"
 pip_wheel "$build/curtaild-$VERSION"
 rm -rf "$build"
+# A wheelhouse for a guest that cannot reach PyPI (the guide's variant for such hosts).
+"$REPO/.venv/bin/pip" download --quiet --require-hashes -r "$REPO/requirements.lock" \
+    -d "$WORK/wheelhouse" 2>/dev/null
+cp -r "$WORK/wheelhouse" "$SHARE/payload/wheelhouse"
 python3 "$HERE/blocks.py" "$REPO/docs/deploy.md" deploy "$SHARE/blocks" >/dev/null
 python3 "$HERE/blocks.py" "$REPO/deploy/README.md" readme "$SHARE/blocks" >/dev/null
 cp "$HERE/guest.sh" "$HERE/guest-checks.sh" "$HERE/sim_site.py" "$SHARE/"
