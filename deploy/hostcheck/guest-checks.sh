@@ -36,7 +36,7 @@ check_broker() {
     cat "$OUT/acl-check.txt"
     grep -q '^curtaild/abilene-1/pools/c01/state ok$' "$OUT/acl-check.txt" \
         || die "the allowed publish (pool-c01 to its own state) did not arrive"
-    grep -q 'forged' "$OUT/acl-check.txt" && die "pool-c01 could write pool c02's state"
+    grep -q '^curtaild/abilene-1/pools/c02/state' "$OUT/acl-check.txt" && die "pool-c01 could write pool c02's state"
     ok "ACL: pool-c01's own state arrives, its write to c02's state is dropped"
 }
 
@@ -86,7 +86,7 @@ metric() { curl -sf 127.0.0.1:9108/metrics | grep -E "^$1" || true; }
 
 check_metrics() {
     CURRENT="check metrics"
-    local i m
+    local i m t0=$SECONDS
     for i in $(seq 30); do
         m=$(curl -sf 127.0.0.1:9108/metrics) || m=""
         if grep -q '^curtaild_mqtt_connected 1' <<<"$m" && ! grep -qE '^curtaild_device_up\{.*\} 0' <<<"$m" \
@@ -102,7 +102,7 @@ check_metrics() {
     grep -qE '^curtaild_failsafe_active\{.*\} 1' <<<"$m" && die "a fail-safe is active"
     grep -q 'curtaild_price_usd_per_mwh{product="sced_lmp"} 31.5' <<<"$m" || die "the price did not arrive"
     grep -q '^curtaild_protected_write_refused_total 0.0' <<<"$m" || die "protected writes refused"
-    ok "metrics: mqtt_connected 1, $(grep -c '^curtaild_device_up' <<<"$m") devices up, no fail-safe, price 31.5 seen, no protected write (after ${i}s)"
+    ok "metrics: mqtt_connected 1, $(grep -c '^curtaild_device_up' <<<"$m") devices up, no fail-safe, price 31.5 seen, no protected write (after $((SECONDS - t0))s)"
 }
 
 status_json() { curtaild status --config ~/curtaild-op.toml --json; }
@@ -127,7 +127,7 @@ check_status_online() {
 
 check_prometheus() {
     CURRENT="check prometheus"
-    local i
+    local i t0=$SECONDS
     for i in $(seq 60); do
         curl -sf "$PROM/api/v1/query" --data-urlencode 'query=up{job="curtaild"}' |
             py 'd["data"]["result"] and d["data"]["result"][0]["value"][1] == "1"' && break
@@ -135,7 +135,7 @@ check_prometheus() {
     done
     curl -sf "$PROM/api/v1/query" --data-urlencode 'query=up{job="curtaild"}' |
         py 'd["data"]["result"] and d["data"]["result"][0]["value"][1] == "1"' || die "target not up"
-    ok "Prometheus: up{job=\"curtaild\"} == 1 (after ${i}s)"
+    ok "Prometheus: up{job=\"curtaild\"} == 1 (after $((SECONDS - t0))s)"
     local rules
     rules=$(curl -sf "$PROM/api/v1/rules" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(r["name"] for g in d["data"]["groups"] for r in g["rules"]))')
     grep -qw CurtaildDown <<<"$rules" || die "rules not loaded: $rules"
@@ -157,15 +157,15 @@ check_alert_down() {
     CURRENT="check alert CurtaildDown"
     systemctl stop curtaild
     note "curtaild stopped; waiting for CurtaildDown (for: 1m)"
-    local i state="" seen=""
+    local i state="" seen="" t0=$SECONDS
     for i in $(seq 180); do
         state=$(curl -sf "$PROM/api/v1/alerts" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(a["state"] for a in d["data"]["alerts"] if a["labels"]["alertname"]=="CurtaildDown"))')
-        case "$state" in *pending*) [ -z "$seen" ] && { seen=pending; note "CurtaildDown pending after ${i}s"; } ;; esac
+        case "$state" in *pending*) [ -z "$seen" ] && { seen=pending; note "CurtaildDown pending $((SECONDS - t0))s after the stop"; } ;; esac
         case "$state" in *firing*) break ;; esac
         sleep 1
     done
     [[ "$state" == *firing* ]] || die "CurtaildDown never fired (state: $state)"
-    ok "alert CurtaildDown firing ${i}s after the stop (pending seen: ${seen:-no})"
+    ok "alert CurtaildDown firing $((SECONDS - t0))s after the stop (pending seen: ${seen:-no})"
 }
 
 check_hardening() {

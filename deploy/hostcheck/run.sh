@@ -107,4 +107,5 @@ log "VM stopped after $(( $(date +%s) - start )) s"
 
 echo "----- result (guest's out/result.txt) -----"
 cat "$SHARE/out/result.txt" 2>/dev/null || echo "no result: see $WORK/console.log"
-grep -q '^RESULT: PASS' "$SHARE/out/result.txt" 2>/dev/null
+# Passed only when the guest's last line says so (a failure stops it at the step that failed).
+tail -1 "$SHARE/out/result.txt" 2>/dev/null | grep -q 'RESULT: PASS$'
