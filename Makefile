@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SCHEMA_CHECK := deploy/grafana/schema-check
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
 
 .PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker tools clean
@@ -18,8 +19,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-# The integration tests need Debian's mosquitto and prometheus (the server and promtool);
-# install what is missing when we may. `broker` stays as an alias of `tools`.
+# The integration tests need Debian's mosquitto and prometheus (the server and promtool), the
+# Grafana schema check node and deploy/grafana/schema-check's npm packages; install what is
+# missing when we may. `broker` stays as an alias of `tools`.
 tools:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
@@ -31,6 +33,20 @@ tools:
 	  else \
 	    echo "missing:$$missing; run 'sudo apt-get install$$missing' (the integration tests need them)"; exit 1; \
 	  fi; \
+	fi
+	@# Grafana's published dashboard types (npm, pinned by package-lock.json), for
+	@# tests/unit/test_grafana_schema.py; npm ci again only when the lock file changed.
+	@cd $(SCHEMA_CHECK) && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  if ! command -v npm >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "installing nodejs npm (Debian packages) for the Grafana schema check"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm) >/dev/null; \
+	    else \
+	      echo "missing: npm; run 'sudo apt-get install nodejs npm' (the Grafana schema check needs it)"; exit 1; \
+	    fi; \
+	  fi; \
+	  echo "npm ci in $(SCHEMA_CHECK) (@grafana/schema, typescript)"; \
+	  npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
 broker: tools
