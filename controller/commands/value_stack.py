@@ -36,6 +36,9 @@ def value_command(
         records, interval_s = read_price_csv(args.prices, point, start, end), None
         prices = point
     inputs = StackInputs()
+    if is_hourly_hub_table(args.prices):  # the day-ahead prices size `share` offers
+        dam = read_hourly_prices(args.prices, point, "dam", start, end, allow_gaps=True)
+        inputs.dam = {r.interval_start: r.price_usd_per_mwh for r in dam.records}
     if args.reserve_prices:
         inputs.reserves = read_reserve_prices(args.reserve_prices)
     if args.fourcp:

@@ -11,8 +11,8 @@ from controller.value.stack import FourCpYear, ValueStack
 
 NOT_MODELLED = (
     (
-        "Every offer is awarded in full at the DAM clearing price: the site is a price taker; "
-        "offer prices, what clears, co-optimisation and real-time AS are not modelled."
+        "The award process: every offer is awarded in full at the DAM clearing price (a price "
+        "taker, offering at $0); offer curves, partial awards and real-time AS are not modelled."
     ),
     (
         "Deployment energy is not modelled: a deployment cuts the awarded load for minutes, a few "

@@ -21,11 +21,10 @@ from typing import Any
 
 from controller.backtest import BacktestResult, Interval, baseline_kw, revenue_usd_per_h, room_kw
 from controller.config import Config
-from controller.errors import UsageError
-from controller.feeds.ercot import PriceFileError
 from controller.value.fourcp import CP_INTERVAL_S, CoincidentPeak, causal_off_hours
-from controller.value.hours import HOUR_S, hour_ending, hour_of, label, local, month_key
+from controller.value.hours import HOUR_S, hour_of, local, month_key
 from controller.value.ledger import MonthValue, Strategy
+from controller.value.offers import Awards, award_schedule
 from controller.value.reserve_prices import ReservePrices
 
 Windows = dict[float, list[tuple[float, float]]]  # hour start -> [start, end) off windows in it
@@ -38,6 +37,7 @@ class StackInputs:
     peaks: dict[int, list[CoincidentPeak]] | None = None
     load: dict[float, float] | None = None  # ERCOT TOTAL MW by hour
     load_path: str = ""
+    dam: dict[float, float] | None = None  # day-ahead $/MWh by hour: sizes `share` offers
 
 
 @dataclass
@@ -85,7 +85,7 @@ def compute_stack(config: Config, result: BacktestResult, inputs: StackInputs) -
     stack.strategies.append(run.strategy("always on", lambda _row: always))
     base = run.strategy("curtaild", plan)
     stack.strategies.append(base)
-    awards = _awards(config, series, inputs.reserves, stack)
+    awards = award_schedule(config, series, inputs.reserves, inputs.dam, stack.notes)
     if awards is not None:
         base = run.strategy("curtaild + reserves", plan, awards)
         stack.strategies.append(base)
@@ -109,58 +109,6 @@ def compute_stack(config: Config, result: BacktestResult, inputs: StackInputs) -
     stack.strategies.append(causal)
     stack.fourcp[causal.name] = run.fourcp_years(base, causal, causal_windows)
     return stack
-
-
-Awards = dict[int, tuple[float, float, bool]]  # interval index -> (floor kW, $ earned, has RRS)
-
-
-def _awards(
-    config: Config, series: list[Interval], reserves: ReservePrices | None, stack: ValueStack
-) -> Awards | None:
-    """Each interval's award floor and reserve revenue, or None when reserves are not valued."""
-    offers = config.backtest.offers
-    if reserves is None:
-        if offers:
-            stack.notes.append("reserves: not valued (no --reserve-prices file)")
-        return None
-    if not offers:
-        raise UsageError("--reserve-prices needs an offer strategy: [[backtest.offers]] in config")
-    fleet_kw = min(sum(p.max_kw for p in config.pools), room_kw(config))
-    mws = [(o, o.mw if o.mw is not None else (o.share or 0.0) * fleet_kw / 1000.0) for o in offers]
-    offered_kw = sum(mw for _, mw in mws) * 1000.0
-    if offered_kw > fleet_kw + 1e-6:
-        raise UsageError(
-            f"[[backtest.offers]] total {offered_kw / 1000:g} MW, more than the fleet's "
-            f"{fleet_kw / 1000:g} MW under the firm-GPU envelope"
-        )
-    awards: Awards = {}
-    no_market: dict[str, int] = {}
-    for k, row in enumerate(series):
-        hour = hour_of(row.start)
-        he = hour_ending(hour)
-        floor_kw, usd, rrs = 0.0, 0.0, False
-        for offer, mw in mws:
-            if he not in offer.hours_ending or mw <= 0:
-                continue
-            prices = reserves.prices.get(hour)
-            if prices is None:
-                raise PriceFileError(
-                    ", ".join(reserves.files),
-                    f"no clearing prices for {label(hour)}; the files cover {reserves.coverage()}",
-                )
-            price = prices.get(offer.product)
-            if price is None:
-                no_market[offer.product] = no_market.get(offer.product, 0) + 1
-                continue
-            floor_kw += mw * 1000.0
-            usd += mw * price * row.length_s / HOUR_S
-            rrs = rrs or offer.product == "RRS"
-        if floor_kw > 0:
-            awards[k] = (floor_kw, usd, rrs)
-    for product, count in sorted(no_market.items()):
-        stack.notes.append(f"reserves: {product} had no clearing price in {count} offered "
-                           "intervals (no market yet): no award there")  # fmt: skip
-    return awards
 
 
 def _peaks_in(

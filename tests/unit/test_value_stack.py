@@ -220,3 +220,15 @@ def test_4cp_with_reserves_forfeits_the_award_while_off(tmp_path: Path) -> None:
         - got["curtaild + reserves + 4CP foresight"].reserve_revenue_usd
     )
     assert lost == pytest.approx(0.25 * 1.0 * 8.0)
+
+
+def test_a_share_offer_is_a_share_of_the_mining_the_day_ahead_price_would_run() -> None:
+    # breakevens: new 100, ufr 50 $/MWh; day-ahead 75 runs `new` (1 MW), 30 both, 150 none
+    data = {**TWO_POOLS, "backtest": {"offers": [{"product": "ECRS", "share": 0.5}]}}
+    dam = {JULY_1 + 3600 * k: price for k, price in enumerate([75.0, 30.0, 150.0])}
+    inputs = StackInputs(flat_reserves("ECRS", 2.0, JULY_1, 4), dam=dam)
+    stack = stack_of(data, [20.0] * 4, inputs)
+    got = by_name(stack)["curtaild + reserves"]
+    assert got.reserve_mw_h == pytest.approx(0.5 + 1.0 + 0.0)  # the 4th hour has no DAM price
+    assert got.reserve_revenue_usd == pytest.approx(1.5 * 2.0)
+    assert "reserves: 1 share offers not made (no day-ahead price that hour)" in stack.notes
