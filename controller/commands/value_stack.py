@@ -11,6 +11,7 @@ from typing import Any
 
 from controller.backtest import room_kw, run_backtest
 from controller.config import Config
+from controller.errors import UsageError
 from controller.feeds.ercot import read_price_csv
 from controller.value.chart import write_value_chart
 from controller.value.fourcp import read_4cp_intervals, read_ercot_load
@@ -43,6 +44,8 @@ def value_command(
         inputs.reserves = read_reserve_prices(args.reserve_prices)
     if args.fourcp:
         inputs.peaks = read_4cp_intervals(args.fourcp)
+    if args.load and not args.fourcp:
+        raise UsageError("--load is for the causal 4CP rule: give the 4CP intervals with --4cp")
     if args.load:
         inputs.load, inputs.load_path = read_ercot_load(args.load), str(args.load)
     result = run_backtest(config, records, interval_s)

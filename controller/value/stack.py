@@ -23,7 +23,7 @@ from controller.backtest import BacktestResult, Interval, baseline_kw, revenue_u
 from controller.config import Config
 from controller.value.fourcp import CP_INTERVAL_S, CoincidentPeak, causal_off_hours
 from controller.value.hours import HOUR_S, hour_of, local, month_key
-from controller.value.ledger import MonthValue, Strategy
+from controller.value.ledger import Strategy
 from controller.value.offers import Awards, award_schedule
 from controller.value.reserve_prices import ReservePrices
 
@@ -81,6 +81,8 @@ def compute_stack(config: Config, result: BacktestResult, inputs: StackInputs) -
 
     peaks = _peaks_in(series, inputs.peaks, stack)
     charge = config.backtest.transmission_usd_per_kw_year if peaks else 0.0
+    if peaks and charge == 0.0:
+        stack.notes.append("4CP: transmission_usd_per_kw_year is 0 in [backtest]: no charge")
     run = _Runner(config, series, peaks, charge)
     stack.strategies.append(run.strategy("always on", lambda _row: always))
     base = run.strategy("curtaild", plan)
@@ -249,8 +251,3 @@ def _inside(moment: float, windows: Windows | None) -> bool:
     return bool(windows) and any(
         a <= moment < b for a, b in (windows or {}).get(hour_of(moment), ())
     )
-
-
-def summary_years(stack: ValueStack) -> dict[str, dict[str, MonthValue]]:
-    """Each strategy's years (for the summary table)."""
-    return {s.name: s.years() for s in stack.strategies}

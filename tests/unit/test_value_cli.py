@@ -164,3 +164,9 @@ def test_the_example_site_value_stack_on_a_real_year(
     assert (
         foresight["saving_usd"] - foresight["cost_usd"] > causal["saving_usd"] - causal["cost_usd"]
     )
+
+
+def test_load_without_the_4cp_intervals_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["--config", EXAMPLE, "--prices", str(HUB), "--load", str(HUB)], capsys)
+    assert code == 2
+    assert "--load is for the causal 4CP rule" in err

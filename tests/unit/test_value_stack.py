@@ -232,3 +232,31 @@ def test_a_share_offer_is_a_share_of_the_mining_the_day_ahead_price_would_run() 
     assert got.reserve_mw_h == pytest.approx(0.5 + 1.0 + 0.0)  # the 4th hour has no DAM price
     assert got.reserve_revenue_usd == pytest.approx(1.5 * 2.0)
     assert "reserves: 1 share offers not made (no day-ahead price that hour)" in stack.notes
+
+
+def test_15_minute_prices_earn_the_hour_s_clearing_price_per_quarter(tmp_path: Path) -> None:
+    # Four 15-minute intervals of one hour, 2024-07-10 HE16; the official interval is the 3rd.
+    start = day_start_epoch(date(2024, 7, 10)) + 15 * HOUR_S
+    records = [PriceRecord("rt_spp", "HB_WEST", start + 900 * k, 20.0) for k in range(4)]
+    peaks = read_4cp_intervals(
+        write_4cp(tmp_path / "4cp.csv", [(2024, 7, "2024-07-10", "15:30", "15:45")])
+    )
+    data = with_backtest(transmission_usd_per_kw_year=120.0, offers=[{"product": "RRS", "mw": 1.0}])
+    config = Config.model_validate(data)
+    stack = compute_stack(config, run_backtest(config, records),
+                          StackInputs(flat_reserves("RRS", 8.0, start, 1), peaks))  # fmt: skip
+    got = by_name(stack)
+    assert got["curtaild + reserves"].reserve_revenue_usd == pytest.approx(8.0)  # 1 MW x 1 h
+    foresight = got["curtaild + reserves + 4CP foresight"]
+    assert foresight.fourcp_off_h == pytest.approx(0.25)  # exactly the third quarter
+    assert foresight.reserve_revenue_usd == pytest.approx(6.0)  # that quarter's award forfeited
+    assert got["curtaild + reserves"].fourcp_charge_usd == pytest.approx(120 * 1000 / 4)
+    assert foresight.fourcp_charge_usd == 0.0
+
+
+def test_a_zero_transmission_rate_is_noted(tmp_path: Path) -> None:
+    peaks = read_4cp_intervals(
+        write_4cp(tmp_path / "4cp.csv", [(2024, 7, "2024-07-01", "00:15", "00:30")])
+    )
+    stack = stack_of(ONE_POOL, [20.0], StackInputs(None, peaks))
+    assert "4CP: transmission_usd_per_kw_year is 0 in [backtest]: no charge" in stack.notes
