@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from controller.value.hours import local
+
 
 @dataclass
 class MonthValue:
@@ -43,6 +45,7 @@ class Strategy:
 
     name: str
     months: dict[str, MonthValue] = field(default_factory=dict)
+    peak_kw: dict[float, float] = field(default_factory=dict)  # 4CP start -> mining kW there
 
     def month(self, key: str) -> MonthValue:
         return self.months.setdefault(key, MonthValue())
@@ -65,4 +68,5 @@ class Strategy:
             "months": {k: self.months[k].as_dict() for k in sorted(self.months)},
             "years": {k: v.as_dict() for k, v in self.years().items()},
             "total": self.total().as_dict(),
+            "fourcp_load_kw": {f"{local(t):%Y-%m-%d %H:%M}": kw for t, kw in self.peak_kw.items()},
         }

@@ -45,7 +45,7 @@ class FourCpYear:
     """One year of a 4CP strategy against its base (the same strategy without 4CP action)."""
 
     peaks_valued: int = 0  # of the year's four intervals, those inside the replay
-    caught: int = 0  # intervals the strategy was off in
+    caught: int = 0  # intervals with no mining load (off for 4CP, or on price)
     off_h: float = 0.0
     cost_usd: float = 0.0  # mining margin and reserve revenue given up to be off
     charge_usd: float = 0.0
@@ -96,9 +96,10 @@ def compute_stack(config: Config, result: BacktestResult, inputs: StackInputs) -
     windows: Windows = {}
     for peak in peaks:
         windows.setdefault(hour_of(peak.start), []).append((peak.start, peak.start + CP_INTERVAL_S))
+    stack.fourcp[base.name] = run.fourcp_years(base, base)  # no 4CP action: the reference
     foresight = run.strategy(f"{base.name} + 4CP foresight", plan, awards, windows)
     stack.strategies.append(foresight)
-    stack.fourcp[foresight.name] = run.fourcp_years(base, foresight, windows)
+    stack.fourcp[foresight.name] = run.fourcp_years(base, foresight)
     if inputs.load is None:
         stack.notes.append("4CP causal rule: not run (no --load file)")
         return stack
@@ -109,7 +110,7 @@ def compute_stack(config: Config, result: BacktestResult, inputs: StackInputs) -
     causal_windows: Windows = {t: [(t, t + HOUR_S)] for t in hours}
     causal = run.strategy(f"{base.name} + 4CP causal", plan, awards, causal_windows)
     stack.strategies.append(causal)
-    stack.fourcp[causal.name] = run.fourcp_years(base, causal, causal_windows)
+    stack.fourcp[causal.name] = run.fourcp_years(base, causal)
     return stack
 
 
@@ -196,17 +197,18 @@ class _Runner:
                 cp_kw[row.start] = 0.0 if _inside(peak.start, windows) else mining_kw
         for peak in self.peaks:
             load_kw = cp_kw.get(self._start_of(peak.start), 0.0)
+            out.peak_kw[peak.start] = load_kw
             out.month(month_key(peak.start)).fourcp_charge_usd += self.rate * load_kw / 4.0
         return out
 
-    def fourcp_years(
-        self, base: Strategy, acted: Strategy, windows: Windows
-    ) -> dict[int, FourCpYear]:
+    def fourcp_years(self, base: Strategy, acted: Strategy) -> dict[int, FourCpYear]:
+        """`acted` against `base` year by year; an interval is caught when no mining ran in it
+        (off for 4CP, or curtailed on price anyway)."""
         out: dict[int, FourCpYear] = {}
         for peak in self.peaks:
             year = out.setdefault(peak.year, FourCpYear())
             year.peaks_valued += 1
-            year.caught += _inside(peak.start, windows)
+            year.caught += acted.peak_kw[peak.start] <= 1e-6
         base_years, acted_years = base.years(), acted.years()
         for year_number, year in out.items():
             b, a = base_years[str(year_number)], acted_years[str(year_number)]

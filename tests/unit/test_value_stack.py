@@ -260,3 +260,23 @@ def test_a_zero_transmission_rate_is_noted(tmp_path: Path) -> None:
     )
     stack = stack_of(ONE_POOL, [20.0], StackInputs(None, peaks))
     assert "4CP: transmission_usd_per_kw_year is 0 in [backtest]: no charge" in stack.notes
+
+
+def test_the_4cp_table_has_the_no_action_reference_first(tmp_path: Path) -> None:
+    # A price spike at the official interval: curtaild is off on price there, and that counts.
+    peaks = read_4cp_intervals(
+        write_4cp(tmp_path / "4cp.csv", [(2024, 7, "2024-07-01", "01:15", "01:30")])
+    )
+    data = with_backtest(transmission_usd_per_kw_year=120.0)
+    stack = stack_of(data, [20.0, 900.0, 20.0], StackInputs(None, peaks))
+    assert list(stack.fourcp) == ["curtaild", "curtaild + 4CP foresight"]
+    reference = stack.fourcp["curtaild"][2024]
+    assert (reference.caught, reference.off_h, reference.cost_usd, reference.charge_usd) == (
+        1,
+        0,
+        0,
+        0,
+    )
+    always = next(s for s in stack.strategies if s.name == "always on")
+    assert always.peak_kw == {peaks[2024][0].start: 1000.0}
+    assert always.as_dict()["fourcp_load_kw"] == {"2024-07-01 01:15": 1000.0}
