@@ -46,6 +46,12 @@ def award_schedule(
             f"[[backtest.offers]] total {offered_kw / 1000:g} MW, more than the fleet's "
             f"{fleet_kw / 1000:g} MW under the firm-GPU envelope"
         )
+    ufr_kw = sum(p.max_kw for p in config.pools if p.ufr)
+    if any(o.product == "RRS" for o in offers) and ufr_kw == 0:
+        notes.append(
+            "reserves: RRS offered but no pool has ufr = true; a load resource needs an "
+            "under-frequency relay for RRS (the floor is held on the other pools)"
+        )
     hashprice = config.economics.hashprice_usd_per_ph_day
     breakevens = {p.name: p.breakeven_usd_per_mwh(hashprice) for p in compile_site(config).pools}
     if dam is None and any(o.share is not None for o in offers):

@@ -280,3 +280,9 @@ def test_the_4cp_table_has_the_no_action_reference_first(tmp_path: Path) -> None
     always = next(s for s in stack.strategies if s.name == "always on")
     assert always.peak_kw == {peaks[2024][0].start: 1000.0}
     assert always.as_dict()["fourcp_load_kw"] == {"2024-07-01 01:15": 1000.0}
+
+
+def test_rrs_without_a_ufr_pool_is_noted() -> None:
+    data = with_backtest(offers=[{"product": "RRS", "mw": 0.5}])
+    stack = stack_of(data, [20.0], StackInputs(flat_reserves("RRS", 1.0, JULY_1, 1)))
+    assert any("no pool has ufr = true" in note for note in stack.notes)
