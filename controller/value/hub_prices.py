@@ -126,8 +126,10 @@ def _rows(path: str | Path, point: str, market: Market) -> Iterator[tuple[int, d
                 )
             column = point + SUFFIX[market]
             if column not in names:
-                raise PriceFileError(
-                    path, f"settlement point {point!r} not in file; present: {', '.join(points)}"
+                raise PriceFileError(  # line 1: the header names the points
+                    path,
+                    f"settlement point {point!r} not in file; present: {', '.join(points)}",
+                    1,
                 )
             index = names.index(column)
             dates: dict[str, date] = {}

@@ -54,7 +54,8 @@ def test_hub_table_date_range_is_inclusive() -> None:
 
 def test_unknown_point_names_the_file_and_the_points_present() -> None:
     with pytest.raises(
-        PriceFileError, match=r"hub_hourly.*'HB_EAST' not in file; present: HB_NORTH, HB_WEST"
+        PriceFileError,
+        match=r"hub_hourly_2024-11-02_04\.csv:1: settlement point 'HB_EAST' not in file; present: HB_NORTH, HB_WEST",
     ):
         read_hourly_prices(HUB, "HB_EAST")
 
