@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCHEMA_CHECK := deploy/grafana/schema-check
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
+VALUE_STACK ?= ../shared/data/ercot/value-stack
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker tools clean
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest value broker tools clean
 
 all: test
 
@@ -78,6 +79,20 @@ demo: $(STAMP)
 backtest: $(STAMP)
 	$(BIN)/curtaild backtest --config config.example.toml --prices "$(SHARED_PRICES)" \
 	  --from 2024-01-10 --to 2024-01-20 --plot backtest-jan2024.png
+
+# The example site's value stack for 2024 and 2025 (README, "Value stack"): energy, reserves
+# and 4CP from ERCOT's hourly hub prices, DAM clearing prices for capacity, the official 4CP
+# intervals and ERCOT's load. The spring-forward weeks are missing from the price table.
+value: $(STAMP)
+	$(BIN)/curtaild backtest --config config.example.toml \
+	  --prices "$(VALUE_STACK)/ercot_hourly_spp_HB_WEST_HB_NORTH_LZ_WEST_2024-01-01_2026-03-17_from_lanxindeng8.csv" \
+	  --from 2024-01-01 --to 2025-12-31 --allow-gaps \
+	  --reserve-prices "$(VALUE_STACK)/DAMASMCPC_2024.csv" \
+	  --reserve-prices "$(VALUE_STACK)/DAMASMCPC_2025_jan01_apr12.csv" \
+	  --reserve-prices "$(VALUE_STACK)/ercot_dam_as_mcpc_2025-04-13_2026-02-14_from_lanxindeng8.csv" \
+	  --4cp "$(VALUE_STACK)/ercot_4cp_intervals_2021_2025.csv" \
+	  --load "$(VALUE_STACK)/ercot_NP6-346-CD_actual_load_by_forecast_zone_hourly_2021_2025.csv" \
+	  --plot value-2024-2025.png
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_decide.py
