@@ -3,8 +3,8 @@
 Config checks, the compiled site model and the runtime never compare a driver's name; they ask
 its traits (does it report on its own, does it switch outlets, is it a PLC on a Modbus address).
 This module imports nothing, so the config and the pure core can read it without pulling in a
-driver's I/O. A new kind is one entry here and one factory line in `registry.py`; see
-`controller/drivers/README.md`.
+driver's I/O. A new kind is its module in this folder (ending with its factory, `make`) and one
+line here; `registry.py` finds the factory by the module's name. See `controller/drivers/README.md`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class PoolKind:
-    name: str
+    name: str  # the `driver` value in a pool's config
+    module: str  # its module in controller/drivers/, which defines `make(cfg, deps)`
     # Its agent publishes telemetry on its own (MQTT): silent past `control.pool_stale_s`, the
     # pool is unreachable. Polled kinds are marked offline by their poller instead.
     reports_itself: bool = False
@@ -25,11 +26,19 @@ class PoolKind:
     plc: bool = False
 
 
-MQTT = PoolKind("mqtt", reports_itself=True)
-MODBUS = PoolKind("modbus", plc=True)
-PDU = PoolKind("pdu", switches_outlets=True)
+def _table(*kinds: PoolKind) -> dict[str, PoolKind]:
+    names = [k.name for k in kinds]
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"pool driver kind listed twice: {', '.join(dupes)}")
+    return {k.name: k for k in kinds}
 
-POOL_KINDS: dict[str, PoolKind] = {k.name: k for k in (MQTT, MODBUS, PDU)}
+
+# The registry: one line per kind.
+POOL_KINDS: dict[str, PoolKind] = _table(
+    PoolKind("mqtt", "mqtt_pool", reports_itself=True),
+    PoolKind("modbus", "modbus_pool", plc=True),
+    PoolKind("pdu", "pdu_pool", switches_outlets=True),
+)
 
 
 def pool_kind(name: str) -> PoolKind:

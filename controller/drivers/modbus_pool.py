@@ -17,6 +17,7 @@ from typing import NamedTuple, Protocol
 from controller.adapters.modbus import DeviceError, float32_to_registers, registers_to_float32s
 from controller.clock import Clock
 from controller.config import PoolConfig
+from controller.drivers.deps import PoolDeps
 from controller.drivers.outlets import OutletGroup
 from controller.drivers.pool import PoolCommand, PoolDriver, SendLog
 from controller.model import PoolTelemetry
@@ -120,3 +121,10 @@ class ModbusPool(PoolDriver):
 
     def down(self) -> bool:
         return self._health.up is False
+
+
+def make(cfg: PoolConfig, deps: PoolDeps) -> ModbusPool:
+    if cfg.host is None or cfg.port is None:
+        raise ValueError(f"pool {cfg.name}: driver 'modbus' needs host and port")
+    plc = PlcDriver(cfg, deps.endpoints.get(cfg.host, cfg.port))
+    return ModbusPool(cfg, deps.outlets(cfg), plc=plc, clock=deps.clock)

@@ -10,15 +10,14 @@ the next plan.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from controller.clock import iso
 from controller.config import PoolConfig
+from controller.drivers.deps import PoolDeps, Publish
 from controller.drivers.outlets import OutletGroup
 from controller.drivers.pool import MessageHandler, PoolCommand, PoolDriver, PoolSink, SendLog
 from controller.feeds.pool_state import parse_pool_state, peek_seq
-
-Publish = Callable[[str, bytes, int, bool], bool]  # (topic, payload, qos, retain) -> queued
 
 
 def cmd_payload(cmd: PoolCommand) -> bytes:
@@ -72,3 +71,9 @@ class MqttPool(PoolDriver):
         seq = peek_seq(payload)
         if seq is not None:
             self._sink.command_seq(self.name, seq)
+
+
+def make(cfg: PoolConfig, deps: PoolDeps) -> MqttPool:
+    return MqttPool(
+        cfg, deps.outlets(cfg), publish=deps.publish, topic_prefix=deps.topic_prefix, sink=deps.sink
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from controller.clock import Clock
 from controller.config import PoolConfig
+from controller.drivers.deps import PoolDeps
 from controller.drivers.outlets import OutletGroup
 from controller.drivers.pdu import PduDriver
 from controller.drivers.pool import PoolCommand, PoolDriver, SendLog
@@ -60,3 +61,7 @@ class PduPool(PoolDriver):
 
     def down(self) -> bool:
         return any(self.outlets.health(name).up is False for name in self.devices())
+
+
+def make(cfg: PoolConfig, deps: PoolDeps) -> PduPool:
+    return PduPool(cfg, deps.outlets(cfg), pdus=deps.pdus_of(cfg), clock=deps.clock)

@@ -1,30 +1,27 @@
 """Driver registries: kind -> factory; unknown or duplicate kinds are errors (evcc util/registry).
 
 `pool_registry()` builds a fresh registry of the pool drivers (no module-level state to mutate
-at import, so tests and reloads never see leftovers), one line per kind of `kinds.POOL_KINDS`. A
-new pool driver is its module, its traits in `kinds.py` and one `register` line below (see
-`controller/drivers/README.md`); `pool_registry()` refuses a kind without traits, and traits
-without a factory. PDUs and meters are the same everywhere: `make_pdu` and `make_meter`.
+at import, so tests and reloads never see leftovers) from the one table of kinds,
+`kinds.POOL_KINDS`: each kind's factory is the `make` of the module that line names. A new pool
+driver is its module and its line there (see `controller/drivers/README.md`); a line whose
+module has no `make` is refused when the registry is built, at start, naming both. PDUs and
+meters are the same everywhere: `make_pdu` and `make_meter`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from controller.adapters.modbus import EndpointPool
-from controller.clock import Clock
-from controller.config import Config, MeterConfig, PduConfig, PoolConfig
-from controller.drivers.health import HealthBoard
-from controller.drivers.kinds import POOL_KINDS
+from controller.config import Config, MeterConfig, PduConfig
+from controller.drivers.deps import PoolDeps, PoolFactory
+from controller.drivers.kinds import POOL_KINDS, PoolKind
 from controller.drivers.meter import MeterDriver
-from controller.drivers.modbus_pool import ModbusPool, PlcDriver
-from controller.drivers.mqtt_pool import MqttPool, Publish
-from controller.drivers.outlets import OutletGroup
 from controller.drivers.pdu import PduDriver
-from controller.drivers.pdu_pool import PduPool
-from controller.drivers.pool import PoolDriver, PoolSink
+from controller.drivers.pool import PoolDriver
 
 F = TypeVar("F")
 
@@ -87,57 +84,22 @@ def make_meter(cfg: MeterConfig, deps: DriverDeps) -> MeterDriver:
 # -- pools ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PoolDeps:
-    """What pool factories share: the site's devices and the daemon's sinks."""
-
-    endpoints: EndpointPool
-    health: HealthBoard
-    pdus: Mapping[str, PduDriver]  # every PDU of the site, built by the device registry
-    clock: Clock
-    publish: Publish
-    topic_prefix: str
-    sink: PoolSink
-
-
-PoolFactory = Callable[[PoolConfig, PoolDeps], PoolDriver]
-
-
-def _outlets(cfg: PoolConfig, deps: PoolDeps) -> OutletGroup:
-    return OutletGroup([deps.pdus[n] for n in cfg.pdus], deps.health)
-
-
-def make_mqtt_pool(cfg: PoolConfig, deps: PoolDeps) -> MqttPool:
-    return MqttPool(
-        cfg,
-        _outlets(cfg, deps),
-        publish=deps.publish,
-        topic_prefix=deps.topic_prefix,
-        sink=deps.sink,
-    )
-
-
-def make_modbus_pool(cfg: PoolConfig, deps: PoolDeps) -> ModbusPool:
-    if cfg.host is None or cfg.port is None:
-        raise ValueError(f"pool {cfg.name}: driver 'modbus' needs host and port")
-    plc = PlcDriver(cfg, deps.endpoints.get(cfg.host, cfg.port))
-    return ModbusPool(cfg, _outlets(cfg, deps), plc=plc, clock=deps.clock)
-
-
-def make_pdu_pool(cfg: PoolConfig, deps: PoolDeps) -> PduPool:
-    pdus = [deps.pdus[n] for n in cfg.pdus]
-    return PduPool(cfg, _outlets(cfg, deps), pdus=pdus, clock=deps.clock)
+def _factory(kind: PoolKind) -> PoolFactory:
+    module = importlib.import_module(f"controller.drivers.{kind.module}")
+    make = getattr(module, "make", None)
+    if not callable(make):
+        raise UnknownDriverKindError(
+            f"pool driver kind {kind.name!r}: controller/drivers/{kind.module}.py defines no "
+            "factory `make(cfg, deps)`"
+        )
+    factory: PoolFactory = make
+    return factory
 
 
 def pool_registry() -> DriverRegistry[PoolFactory]:
     registry: DriverRegistry[PoolFactory] = DriverRegistry()
-    registry.register("mqtt", make_mqtt_pool)
-    registry.register("modbus", make_modbus_pool)
-    registry.register("pdu", make_pdu_pool)
-    if set(registry.kinds()) != set(POOL_KINDS):
-        raise UnknownDriverKindError(
-            f"pool driver factories {registry.kinds()} and kinds.py {sorted(POOL_KINDS)} differ"
-        )
+    for kind in POOL_KINDS.values():
+        registry.register(kind.name, _factory(kind))
     return registry
 
 

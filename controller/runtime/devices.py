@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from controller.adapters.modbus import EndpointPool
 from controller.clock import Clock
 from controller.config import Config
+from controller.drivers.deps import PoolDeps, Publish
 from controller.drivers.health import HealthBoard
 from controller.drivers.meter import MeterDriver
-from controller.drivers.mqtt_pool import Publish
 from controller.drivers.pdu import PduDriver
 from controller.drivers.pool import PoolDriver, PoolSink
 from controller.drivers.registry import (
     DriverDeps,
-    PoolDeps,
     build_pools,
     make_meter,
     make_pdu,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from controller.adapters.modbus import EndpointPool
 from controller.clock import SystemClock
 from controller.config import MeterConfig, PduConfig, PoolConfig
+from controller.drivers.deps import PoolDeps
 from controller.drivers.health import HealthBoard
 from controller.drivers.pdu import PduDriver
-from controller.drivers.registry import PoolDeps
 from controller.model import PoolTelemetry
 
 # Short enough that failure paths keep the suite fast, long enough for a loaded CI machine.

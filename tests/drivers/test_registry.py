@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 
 from controller.adapters.metrics import DRIVERS
 from controller.adapters.modbus import EndpointPool
-from controller.drivers.kinds import POOL_KINDS
+from controller.drivers import registry as registry_module
+from controller.drivers.deps import PoolDeps, PoolFactory
+from controller.drivers.kinds import POOL_KINDS, PoolKind, _table
 from controller.drivers.meter import MeterDriver
 from controller.drivers.modbus_pool import ModbusPool, PlcDriver
 from controller.drivers.mqtt_pool import MqttPool
@@ -17,8 +22,6 @@ from controller.drivers.registry import (
     DriverDeps,
     DriverRegistry,
     DuplicateDriverKindError,
-    PoolDeps,
-    PoolFactory,
     UnknownDriverKindError,
     make_meter,
     make_pdu,
@@ -99,3 +102,27 @@ def test_each_kind_builds_its_driver_and_a_modbus_pool_needs_an_address() -> Non
 
 def test_the_metrics_label_set_names_every_pool_kind() -> None:
     assert set(POOL_KINDS) <= set(DRIVERS)
+
+
+def test_a_new_kind_is_its_module_and_one_line_in_the_kinds_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def make(cfg: object, deps: PoolDeps) -> PoolDriver:
+        raise NotImplementedError
+
+    module = types.ModuleType("controller.drivers.fake_pool")
+    module.make = make  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "controller.drivers.fake_pool", module)
+    table = {**POOL_KINDS, "fake": PoolKind("fake", "fake_pool")}
+    monkeypatch.setattr(registry_module, "POOL_KINDS", table)
+    assert pool_registry().get("fake") is make
+
+    # A line whose module has no factory is refused when the registry is built, naming both.
+    monkeypatch.setitem(sys.modules, "controller.drivers.fake_pool", types.ModuleType("x"))
+    with pytest.raises(UnknownDriverKindError, match=r"'fake'.*fake_pool\.py.*make"):
+        pool_registry()
+
+
+def test_the_kinds_table_refuses_a_kind_listed_twice() -> None:
+    with pytest.raises(ValueError, match="listed twice: mqtt"):
+        _table(PoolKind("mqtt", "mqtt_pool"), PoolKind("mqtt", "other_pool"))
