@@ -16,6 +16,8 @@ import aiohttp
 
 from controller import __version__, logs
 from controller.adapters.metrics_server import start_server
+from controller.adapters.mqtt import RECONNECT_BACKOFF, BrokerUnreachable
+from controller.adapters.mqtt_oneshot import fetch_retained
 from controller.app import run_main
 from controller.config import Config, load_config
 from controller.config_secrets import load_ercot_api_secrets
@@ -78,6 +80,19 @@ def client_for(config: Config, session: aiohttp.ClientSession, metrics: FeedMetr
     return ErcotClient(session, api.base_url, api.subscription_key, creds, budget, metrics.request)
 
 
+async def _retained(config: Config) -> dict[str, bytes]:
+    """What the broker holds on the feeder's topics; waits for the broker (never exits)."""
+    topics = [f"{config.ercot_api.publish_topic}/{p}" for p in config.ercot_api.products]
+    failures = 0
+    while True:
+        try:
+            return await fetch_retained(config.mqtt, topics, timeout_s=5.0)
+        except BrokerUnreachable as exc:
+            failures += 1
+            logger.warning("reading the retained records: %s; retrying", exc)
+            await asyncio.sleep(RECONNECT_BACKOFF.delay_s(failures))
+
+
 async def feed(config: Config) -> int:
     metrics = FeedMetrics()
     server = start_server(config.ercot_api.metrics_listen, metrics.registry)
@@ -97,7 +112,9 @@ async def feed(config: Config) -> int:
     try:
         async with aiohttp.ClientSession(headers=headers) as session:
             client = client_for(config, session, metrics)
-            await Poller(config, client, publisher, state, metrics).run()
+            poller = Poller(config, client, publisher, state, metrics)
+            poller.adopt(await _retained(config))
+            await poller.run()
     except asyncio.CancelledError:
         logger.info("feed-ercot stopping")
     finally:

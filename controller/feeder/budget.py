@@ -55,6 +55,12 @@ class RequestBudget:
             await self._sleep(wait)
         self._sent.append(self._clock())
 
+    def give_back(self) -> None:
+        """Return the slot just taken, unused. Only right after `acquire` returned, with no
+        await in between: then the newest stamp is that slot."""
+        if self._sent:
+            self._sent.pop()
+
     def used(self) -> int:
         """Requests sent in the current window."""
         self.wait_s()

@@ -79,10 +79,11 @@ class ErcotClient:
         self.tokens = TokenSource(creds, self._post_token, clock)
 
     async def _send(
-        self, product: str, method: str, url: str, **kwargs: Any
+        self, product: str, method: str, url: str, *, slot_taken: bool = False, **kwargs: Any
     ) -> tuple[int, Any, float | None]:
         """One request through the budget: (status, decoded JSON or None, Retry-After s)."""
-        await self.budget.acquire()
+        if not slot_taken:
+            await self.budget.acquire()
         timeout = aiohttp.ClientTimeout(total=self._policy.timeout_s)
         try:
             async with self._session.request(method, url, timeout=timeout, **kwargs) as resp:
@@ -104,6 +105,17 @@ class ErcotClient:
             self.budget.pause(retry_after)
         return status, body
 
+    async def _bearer_and_slot(self) -> str:
+        """A token and a budget slot for the call that follows at once. The wait for a slot can
+        be long (a full budget, a Retry-After): a token that fell due meanwhile is renewed
+        first and the slot given back, so a call never leaves with a token about to expire."""
+        while True:
+            bearer = await self.tokens.bearer()
+            await self.budget.acquire()
+            if self.tokens.current() == bearer:
+                return bearer
+            self.budget.give_back()
+
     async def get_json(self, product: str, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         """GET `base_url + path`; the decoded object, or FetchError after the tries."""
         url = f"{self._base_url}{path}"
@@ -111,11 +123,11 @@ class ErcotClient:
         while True:
             pause_given = False
             try:
-                bearer = await self.tokens.bearer()
+                bearer = await self._bearer_and_slot()
                 headers = {"Authorization": f"Bearer {bearer}",
                            "Ocp-Apim-Subscription-Key": self._key.get_secret_value()}  # fmt: skip
                 status, body, retry_after = await self._send(
-                    product, "GET", url, params=dict(params), headers=headers
+                    product, "GET", url, slot_taken=True, params=dict(params), headers=headers
                 )
             except TokenError as exc:
                 last = f"token {exc.status}"

@@ -20,6 +20,8 @@ from controller.feeder.client import ErcotClient, FetchError
 from controller.feeder.metrics import FeedMetrics
 from controller.feeder.products import PATHS, Record, records, window_params
 from controller.feeder.state import FeedState
+from controller.feeds.common import FeedRejected
+from controller.feeds.price import parse_price_record
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,30 @@ class Poller:
         self._clock = clock
         for product, kept in state.products.items():
             metrics.newest(product, kept.last_at_s)
+
+    def adopt(self, retained: dict[str, bytes]) -> None:
+        """Take the broker's retained record of each product as published when it is newer
+        than the saved state: a kill -9 between the broker's PUBACK and the state save would
+        otherwise send that record again after the restart."""
+        for product in self._api.products:
+            payload = retained.get(f"{self._api.publish_topic}/{product}")
+            if not payload:
+                continue
+            try:
+                row = json.loads(payload)
+                parsed = parse_price_record(row, self._clock())
+            except (ValueError, FeedRejected) as exc:  # not ours, or garbage: the state rules
+                logger.warning("%s: retained record not used: %s", product, exc)
+                continue
+            kept = self._state.products.get(product)
+            if parsed.settlement_point == self._point and (
+                kept is None or parsed.interval_start > kept.last_at_s
+            ):
+                self._state.mark(product, parsed.interval_start, parsed.price_usd_per_mwh, row)
+                self._state.save()
+                self._metrics.newest(product, parsed.interval_start)
+                logger.info("%s: the broker holds a newer record than the state: %s", product,
+                            payload.decode(errors="replace"))  # fmt: skip
 
     async def run(self) -> None:
         """Poll forever at a fixed rate (a slow poll delays the next, never doubles it)."""

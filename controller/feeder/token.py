@@ -62,10 +62,14 @@ class TokenSource:
     def invalidate(self) -> None:
         self._token = None
 
+    def current(self) -> str | None:
+        """The token if it is not yet due for renewal; None otherwise (no I/O)."""
+        return self._token if self._clock() < self._renew_at else None
+
     async def bearer(self) -> str:
         """A token valid for a while yet; fetches one when there is none or it is due."""
-        if self._token is not None and self._clock() < self._renew_at:
-            return self._token
+        if (token := self.current()) is not None:
+            return token
         asked_at = self._clock()
         status, body = await self._post(self._creds.token_url, self._creds.form())
         if status != 200:

@@ -134,3 +134,20 @@ async def test_a_wrong_password_fails_the_call_with_the_b2c_reason(
             await api.get_json("np6-788-cd", LMP, POINT)
     assert info.value.status == "400" and "AADB2C90225" in str(info.value)
     assert "pw" not in str(info.value)  # the secret is never in a message
+
+
+async def test_a_token_that_falls_due_while_waiting_for_the_budget_is_renewed_first(
+    fake: RunningFake, tmp_path: Path
+) -> None:
+    """Two requests per 1.5 s and 1 s tokens: every call waits for the budget long enough for
+    its token to fall due; it must leave with a fresh one, never be refused."""
+    fake.api.token_ttl_s = 1.0
+    config = feeder_config(tmp_path, fake)
+    async with aiohttp.ClientSession() as session:
+        api = client(session, config, budget=RequestBudget(2, window_s=1.5))
+        for _ in range(4):
+            await api.get_json("np6-788-cd", LMP, POINT)
+    log = fake.api.log
+    assert [e.status for e in log if e.kind == "api"] == [200] * 4
+    times = [e.at_s for e in log]
+    assert max(sum(1 for u in times if t - 1.5 < u <= t) for t in times) <= 2

@@ -4,6 +4,7 @@ saved state neither repeats nor skips, and a failing API never raises out of a p
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -124,3 +125,25 @@ async def test_rows_the_daemon_would_reject_are_counted_not_published(
         )
         == 1
     )
+
+
+async def test_the_brokers_newer_retained_record_counts_as_published(
+    fake: RunningFake, tmp_path: Path
+) -> None:
+    """A kill -9 after the broker's PUBACK but before the state save: the restart reads the
+    retained record and does not send it again."""
+    config = feeder_config(tmp_path, fake)
+    first = ListSink()
+    await _poll(config, first)
+    last_topic, last_doc = first.messages[-1]
+    state = FeedState(config.control.state_dir)
+    state.load()
+    del state.products[last_topic.rsplit("/", 1)[1]]  # as if the save never happened
+    state.save()
+    second = ListSink()
+    metrics = FeedMetrics()
+    async with aiohttp.ClientSession() as session:
+        poller = Poller(config, client(session, config, metrics), second, state, metrics)
+        poller.adopt({last_topic: json.dumps(last_doc).encode(), "other/topic": b"{}"})
+        await poller.poll_once()
+    assert second.messages == []
