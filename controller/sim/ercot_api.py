@@ -200,9 +200,10 @@ def _exception(status: int, reason: str, message: str) -> web.Response:
 
 
 def _fault_response(fault: _Fault) -> web.Response:
-    if fault.status == 429:
-        wait = fault.retry_after_s if fault.retry_after_s is not None else 1
-        return _error(429, "Rate limit is exceeded.", headers={"Retry-After": f"{wait:g}"})
+    if fault.status == 429:  # with a Retry-After only when asked for one
+        wait = fault.retry_after_s
+        headers = {"Retry-After": f"{wait:g}"} if wait is not None else None
+        return _error(429, "Rate limit is exceeded.", headers=headers)
     if fault.status == 401:
         return _error(401, "Unauthorized. Access token is missing or invalid.")
     return _exception(fault.status, "Internal Server Error", "injected fault")

@@ -151,3 +151,20 @@ async def test_a_token_that_falls_due_while_waiting_for_the_budget_is_renewed_fi
     assert [e.status for e in log if e.kind == "api"] == [200] * 4
     times = [e.at_s for e in log]
     assert max(sum(1 for u in times if t - 3.0 < u <= t) for t in times) <= 2
+
+
+async def test_a_429_without_retry_after_backs_off_and_succeeds(
+    fake: RunningFake, tmp_path: Path
+) -> None:
+    config = feeder_config(tmp_path, fake)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async with aiohttp.ClientSession() as session:
+        api = client(session, config)
+        api._sleep = sleep  # record the backoff instead of waiting it
+        fake.api.fail_next(429, count=2)  # no Retry-After header
+        await api.get_json("np6-788-cd", LMP, POINT)
+    assert len(sleeps) == 2 and 0 < sleeps[0] <= sleeps[1] <= 0.05  # QUICK's backoff, growing

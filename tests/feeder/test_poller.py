@@ -14,7 +14,7 @@ from controller.config import Config
 from controller.feeder.metrics import FeedMetrics
 from controller.feeder.poller import Poller
 from controller.feeder.state import FeedState
-from controller.sim.ercot_api import RunningFake
+from controller.sim.ercot_api import FakeErcotApi, RunningFake
 from tests.feeder.helpers import ListSink, client, feeder_config
 
 
@@ -147,3 +147,19 @@ async def test_the_brokers_newer_retained_record_counts_as_published(
         poller.adopt({last_topic: json.dumps(last_doc).encode(), "other/topic": b"{}"})
         await poller.poll_once()
     assert second.messages == []
+
+
+async def test_a_first_start_with_no_record_in_the_last_hour_publishes_the_latest(
+    tmp_path: Path,
+) -> None:
+    api = FakeErcotApi()
+    now = time.time()
+    api.store.seed(now - 3 * 3600, hours=2.0, post_delay_s=60.0)  # history ending 3 h ago
+    async with RunningFake(api) as fake:
+        config = feeder_config(tmp_path, fake)
+        sink = ListSink()
+        assert await _poll(config, sink)
+    for product in ("np6-788-cd", "np6-905-cd"):
+        newest = max((r for r in api.store.visible(product, now) if r.point == "HB_WEST"),
+                     key=lambda r: r.at_s)  # fmt: skip
+        assert sink.prices(product) == [newest.price]
