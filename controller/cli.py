@@ -90,6 +90,22 @@ def _parser() -> argparse.ArgumentParser:
                        help="only records of this kind (repeatable)")  # fmt: skip
     audit.add_argument("--dispatch", metavar="ID", help="the proof of one dispatch instruction")
     audit.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+
+    feed = sub.add_parser("feed-ercot", help="poll ERCOT's public API into MQTT price records")
+    feed.add_argument("--config", required=True)
+    feed.add_argument(
+        "--backfill",
+        nargs=2,
+        metavar=("FROM", "TO"),
+        help="instead: write history, delivery dates YYYY-MM-DD, both inclusive",
+    )
+    feed.add_argument("--csv", metavar="FILE", help="with --backfill: the CSV to write")
+    feed.add_argument(
+        "--product",
+        choices=["np6-905-cd", "np6-788-cd"],
+        default="np6-905-cd",
+        help="with --backfill: 15-min RT SPP, or SCED LMP (as 15-min means)",
+    )
     return parser
 
 
@@ -103,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "override": _lazy("controller.commands.override", "override_command"),
         "status": _lazy("controller.commands.status", "status_command"),
         "audit": _lazy("controller.commands.audit", "audit_command"),
+        "feed-ercot": _lazy("controller.commands.feed_ercot", "feed_ercot_command"),
     }
     try:
         return handlers[args.command](args)

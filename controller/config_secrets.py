@@ -168,3 +168,35 @@ def _read_password(key: str, path: Path) -> tuple[SecretStr, str | None]:
         return SecretStr(""), f"{key}: cannot read {path}: {exc.strerror} {_FIX}"
     except UnicodeDecodeError:
         return SecretStr(""), f"{key}: {path} is not UTF-8 text (write the password as text)"
+
+
+# The feeder's secrets (CONTRACT 2.6): (field, its *_file key, the systemd credential name).
+_ERCOT_SECRETS = (
+    ("password", "password_file", "ercot_password"),
+    ("subscription_key", "subscription_key_file", "ercot_subscription_key"),
+)
+
+
+def load_ercot_api_secrets(config: Config, environ: Mapping[str, str]) -> tuple[Config, list[str]]:
+    """`curtaild feed-ercot`'s account: the username, and the password and subscription key
+    from env CURTAILD_ERCOT_API__* (already in the config), else the `*_file`, else the systemd
+    credential. Every one is required; a problem names where each may come from."""
+    api = config.ercot_api
+    problems = [] if api.username else [
+        "ercot_api.username: not set; the ERCOT API account's e-mail address goes here"
+    ]  # fmt: skip
+    found: dict[str, SecretStr] = {}
+    creds = environ.get("CREDENTIALS_DIRECTORY")
+    for key, file_key, credential in _ERCOT_SECRETS:
+        value: SecretStr = getattr(api, key)
+        path = getattr(api, file_key)
+        problem = None
+        if not value.get_secret_value() and path:
+            value, problem = _read_password(f"ercot_api.{file_key}", Path(path))
+        elif not value.get_secret_value() and creds and (Path(creds) / credential).is_file():
+            value, problem = _read_password(f"credential {credential}", Path(creds) / credential)
+        if problem is None and not value.get_secret_value():
+            problem = f"ercot_api.{key}: not set; use {SECRETS[('ercot_api', key)]}"
+        problems += [problem] if problem else []
+        found[key] = value
+    return config.model_copy(update={"ercot_api": api.model_copy(update=found)}), problems

@@ -28,8 +28,8 @@ from controller import __version__, cli
 from controller.extras import MissingExtraError
 
 ROOT = Path(__file__).resolve().parents[2]
-OPTIONAL = {"amqtt": "demo", "matplotlib": "plot"}
-RUNTIME = {"aiomqtt", "pymodbus", "prometheus-client", "pydantic", "pydantic-settings",
+OPTIONAL = {"amqtt": "demo", "matplotlib": "plot", "gridstatus": "apitest"}
+RUNTIME = {"aiohttp", "aiomqtt", "pymodbus", "prometheus-client", "pydantic", "pydantic-settings",
            "structlog", "uvloop", "tzdata"}  # fmt: skip
 
 
