@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="only records of this kind (repeatable)")  # fmt: skip
     audit.add_argument("--dispatch", metavar="ID", help="the proof of one dispatch instruction")
     audit.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+
+    agent = sub.add_parser("agent", help="the pool agent: drives miners through pyasic (2.7)")
+    agent.add_argument("--config", required=True, help="path to AGENT.toml")
     return parser
 
 
@@ -71,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "override": _lazy("controller.commands.override", "override_command"),
         "status": _lazy("controller.commands.status", "status_command"),
         "audit": _lazy("controller.commands.audit", "audit_command"),
+        "agent": _lazy("controller.commands.agent", "agent_command"),
     }
     try:
         return handlers[args.command](args)

@@ -112,8 +112,11 @@ class SimMinerFleet:
         return lambda: state.answering
 
     async def close(self) -> None:
-        for miner in self.miners.values():
+        held = [m for m in self.miners.values() if not m.state.answering]
+        for miner in held:
             miner.state.answering = True  # releases connections held by a silent miner
+        if held:
+            await asyncio.sleep(0.2)  # they poll the flag every 0.1 s
         servers, self._servers = self._servers, []
         for server in servers:
             server.close()

@@ -1,0 +1,24 @@
+"""`curtaild agent --config AGENT.toml` (CONTRACT 2.7): the pool agent on pyasic."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from controller import logs
+from controller.agent.config import load_agent_config
+from controller.errors import CurtaildError
+
+
+def agent_command(args: argparse.Namespace) -> int:
+    config = load_agent_config(args.config)  # ConfigError: exit 2, every problem listed
+    try:
+        from controller.agent.service import serve  # noqa: PLC0415 (pyasic: the agent extra)
+    except ImportError as exc:
+        hint = "pip install 'curtaild[agent]'"
+        raise CurtaildError(f"the agent needs pyasic ({hint}): {exc}") from None
+    logs.configure()
+    logging.getLogger("pyasic").setLevel(logging.ERROR)  # a line per unanswered call otherwise
+    asyncio.run(serve(config))
+    return 0
