@@ -89,7 +89,8 @@ def load_agent_config(path: str | Path) -> AgentConfig:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"config file {file}: {exc}"]) from None
-    data = {key: value for key, value in data.items() if key in {"mqtt", "agent"}}
+    # The daemon's own file may be shared: its other sections are not the agent's business.
+    data = {key: data[key] for key in ("mqtt", "agent") if key in data}
     try:
         config = AgentConfig.model_validate(data)
     except ValidationError as exc:
@@ -99,11 +100,16 @@ def load_agent_config(path: str | Path) -> AgentConfig:
 
 
 def _with_password(config: AgentConfig) -> AgentConfig:
-    """The MQTT password: env CURTAILD_MQTT__PASSWORD, else `password_file`, as the daemon."""
+    """The MQTT password, as the daemon finds it: env CURTAILD_MQTT__PASSWORD, else
+    `password_file`, else the systemd credential $CREDENTIALS_DIRECTORY/mqtt_password."""
     secret = os.environ.get("CURTAILD_MQTT__PASSWORD")
-    if secret is None and config.mqtt.password_file:
+    file = config.mqtt.password_file
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not file and credentials and (Path(credentials) / "mqtt_password").is_file():
+        file = str(Path(credentials) / "mqtt_password")
+    if secret is None and file:
         try:
-            secret = Path(config.mqtt.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            secret = Path(file).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError([f"mqtt.password_file: {exc}"]) from None
     if secret is None:

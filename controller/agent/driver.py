@@ -36,13 +36,21 @@ class Discovered:
     firmware: str
     nominal_w: float | None  # None: not known from this firmware (rated or learned later)
     expected_ths: float | None
-    limits_w: tuple[float, ...]  # () when the firmware takes no power limit
+    limits_w: tuple[float, ...]  # the profiles of a firmware that limits by profile
+    continuous_limit: bool = False  # takes any limit (Braiins OS, WhatsMiner...): see steps()
 
 
 @dataclass(frozen=True)
 class Reading:
     power_w: float | None  # the firmware's own figure; None when it reports none
     hashrate_ths: float | None
+
+
+def steps(nominal_w: float) -> tuple[float, ...]:
+    """The limits offered to the planner for a continuous limiter: half to full power."""
+    floor = nominal_w * CONTINUOUS_FLOOR
+    step = (nominal_w - floor) / (CONTINUOUS_STEPS - 1)
+    return tuple(round(floor + i * step) for i in range(CONTINUOUS_STEPS))
 
 
 def takes_power_limit(handle: Any) -> bool:
@@ -81,16 +89,14 @@ class MinerDriver:
         expected_ths = float(expected) if expected is not None else None
         limits: tuple[float, ...] = ()
         nominal: float | None = rated_w(model)
+        continuous = False
         if takes_power_limit(handle):
-            presets = await self._presets(ip, handle)
-            if presets:
-                limits = presets
-                nominal = max(presets)
-            elif nominal is not None:
-                floor = nominal * CONTINUOUS_FLOOR
-                step = (nominal - floor) / (CONTINUOUS_STEPS - 1)
-                limits = tuple(round(floor + i * step) for i in range(CONTINUOUS_STEPS))
-        return Discovered(handle, model, firmware, nominal, expected_ths, limits)
+            limits = await self._presets(ip, handle)
+            if limits:
+                nominal = max(limits)
+            else:
+                continuous = True
+        return Discovered(handle, model, firmware, nominal, expected_ths, limits, continuous)
 
     async def _presets(self, ip: str, handle: Any) -> tuple[float, ...]:
         """The preset wattages of a firmware that limits by profile (LuxOS, VNish), ascending."""

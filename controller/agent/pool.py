@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from controller.agent.driver import Discovered, MinerDriver, Reading
+from controller.agent.driver import Discovered, MinerDriver, Reading, steps
 from controller.agent.planner import Desired, MinerView, Plan, plan
 from controller.agent.store import MinerKnowledge, PoolMemory, PoolStore
 
@@ -122,9 +122,11 @@ class PoolAgent:
         known = record.known
         record.handle = found.handle
         known.model, known.firmware = found.model, found.firmware
-        known.limits_w = list(found.limits_w)
         if found.nominal_w is not None:
             known.nominal_w = found.nominal_w
+        known.limits_w = list(found.limits_w)
+        if found.continuous_limit:
+            known.limits_w = list(steps(self.nominal_w(record)))
         if found.expected_ths and known.nominal_w:
             known.j_per_th = known.nominal_w / found.expected_ths
 

@@ -87,3 +87,10 @@ async def test_every_call_is_bounded_by_the_miner_timeout(make_fleet: MakeFleet)
     assert time.monotonic() - started < 1.5  # two calls, each cut at 0.5 s (pyasic: 100 s)
     assert driver.failures == 2
     assert await driver.discover("127.0.0.0") is None  # nothing there: no exception either
+
+
+def test_the_shipped_example_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "agent.example.toml"
+    config = load_agent_config(example)
+    assert [p.name for p in config.agent.pools] == ["c01", "c02"]
+    assert len(config.agent.pools[1].ips) == 62
