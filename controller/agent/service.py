@@ -23,6 +23,9 @@ from controller.agent.protocol import Command, parse_cmd, state_payload
 from controller.agent.store import PoolStore
 
 logger = logging.getLogger("curtaild.agent")
+# Miners take about a second to settle after a change (fans, boards): read the acted ones
+# again this long after a cmd rather than waiting for the next poll.
+FOLLOW_UP_S = 1.5
 
 
 class PoolWorker:
@@ -38,6 +41,8 @@ class PoolWorker:
         self.wake = asyncio.Event()
         self.started_fresh = True  # no cmd carried out since this process started
         self.polled = asyncio.Event()  # the first telemetry round is done
+        self._round: asyncio.Task[None] | None = None  # the telemetry round in flight
+        self.follow_ups: set[asyncio.Task[None]] = set()
 
     def offer(self, payload: bytes) -> None:
         command = parse_cmd(payload)
@@ -47,6 +52,10 @@ class PoolWorker:
             return
         self.pending = (command, time.monotonic())
         self.wake.set()
+        # A cmd goes first: the telemetry round in flight (thousands of reads on a big pool)
+        # would hold the call slots and the CPU. Its readings are taken again next round.
+        if self.polled.is_set() and self._round is not None and not self._round.done():
+            self._round.cancel()
 
     def publish_state(self) -> None:
         self.session.publish(self.state_topic, state_payload(self.pool.state(), time.time()),
@@ -83,22 +92,42 @@ class PoolWorker:
                     self.pool.name, command.seq, command.target_kw, len(result.actions),
                     result.planned_w / 1000.0, elapsed)  # fmt: skip
         self.publish_state()
+        if result.actions:
+            follow_up = asyncio.create_task(self._follow_up(list(result.actions)))
+            self.follow_ups.add(follow_up)
+            follow_up.add_done_callback(self.follow_ups.discard)
+
+    async def _follow_up(self, ips: list[str]) -> None:
+        """Read the acted miners again once they have had time to settle, and report: the
+        controller confirms by telemetry, so the sooner it sees the new draw the better."""
+        await asyncio.sleep(FOLLOW_UP_S)
+        await self.pool.refresh(ips)
+        self.publish_state()
 
     async def run_telemetry(self) -> None:
         while True:
             started = time.monotonic()
+            self._round = asyncio.create_task(self._telemetry_round())
             try:
-                await self.pool.refresh()
-                self.polled.set()
-                await self.pool.replan_if_changed()
-                retried = await self.pool.reconcile()
-                if retried:
-                    self.metrics.retries.labels(self.pool.name).inc(retried)
-                self.pool.save()
-                self.publish_state()
+                await self._round
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the agent is stopping
+                logger.debug("pool %s: telemetry round gave way to a cmd", self.pool.name)
             except Exception:
                 logger.exception("pool %s: telemetry round failed", self.pool.name)
             await asyncio.sleep(max(0.0, self.poll_s - (time.monotonic() - started)))
+
+    async def _telemetry_round(self) -> None:
+        await self.pool.refresh()
+        self.polled.set()
+        await self.pool.replan_if_changed()
+        retried = await self.pool.reconcile()
+        if retried:
+            self.metrics.retries.labels(self.pool.name).inc(retried)
+        self.pool.save()
+        self.publish_state()
 
 
 class Agent:
@@ -152,6 +181,8 @@ class Agent:
             offline = {**worker.pool.state(), "online": False}
             finals.append(OutMessage(worker.state_topic, state_payload(offline, time.time()),
                                      retain=True))  # fmt: skip
+        for worker in self.workers.values():
+            tasks.extend(worker.follow_ups)
         for task in tasks[1:]:
             task.cancel()
         await self.session.close(finals)
@@ -160,9 +191,10 @@ class Agent:
                 await task
 
 
-async def serve(config: AgentConfig) -> None:
+async def serve(config: AgentConfig) -> int:
     agent = Agent(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stop)
     await agent.run()
+    return 0

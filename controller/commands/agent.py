@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from controller import logs
 from controller.agent.config import load_agent_config
+from controller.app import run_main
 from controller.errors import CurtaildError
 
 
@@ -20,5 +20,4 @@ def agent_command(args: argparse.Namespace) -> int:
         raise CurtaildError(f"the agent needs pyasic ({hint}): {exc}") from None
     logs.configure()
     logging.getLogger("pyasic").setLevel(logging.ERROR)  # a line per unanswered call otherwise
-    asyncio.run(serve(config))
-    return 0
+    return run_main(serve(config))  # uvloop where installed, as the daemon

@@ -26,6 +26,7 @@ class SimMinerState:
     sleeping: bool = False
     limit_w: float | None = None
     answering: bool = True  # False: accepts connections, never answers (a hung controller)
+    changed_at: float = -1.0  # clock() of the last mode or limit change (benchmarks read it)
     clock: Clock = time.monotonic
     _from_w: float = field(default=-1.0, repr=False)
     _since: float = field(default=0.0, repr=False)
@@ -64,4 +65,4 @@ class SimMinerState:
 
     def _restart_ramp(self) -> None:
         self._from_w = self.power_w()
-        self._since = self.clock()
+        self._since = self.changed_at = self.clock()

@@ -157,8 +157,8 @@ def http_server(
                 head += [f"{name}: {value}" for name, value in headers.items()]
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + response.body)
                 await writer.drain()
-        except (TimeoutError, ConnectionError, OSError, ValueError):
-            return
+        except (TimeoutError, ConnectionError, OSError, ValueError, asyncio.IncompleteReadError):
+            return  # the client gave up (a timeout on its side) or sent nonsense
         finally:
             await _hang_up(writer)
 
