@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker tools clean
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults bench-agent backtest broker tools clean
 
 all: test
 
@@ -70,6 +70,10 @@ bench: $(STAMP)
 # not next to a test run: both load the machine).
 bench-faults: $(STAMP) tools
 	$(BIN)/python bench/bench_faults.py
+
+# The pool agent at 10, 100 and 1,000 simulated miners (binds port 80 on 127.x: run as root).
+bench-agent: $(STAMP) tools
+	$(BIN)/python bench/bench_agent.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -150,12 +151,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     logging.getLogger("pyasic").setLevel(logging.ERROR)
+    load_before = os.getloadavg()[0]
     results = asyncio.run(run(args.sizes, args.rounds))
+    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     lines = [
         (
             f"{args.rounds} cuts to 50% per size (half stock Antminer, half LuxOS, simulated on "
             "their real protocols; the agent in its own process, poll_s 2, concurrency 256; the "
-            "miners and this probe share one process). 2 cores shared with other work: noisy."
+            "miners and this probe share one process). 2 cores shared with other work: noisy; "
+            f"{load}."
         ),
         "",
         (
@@ -172,8 +176,11 @@ def main() -> None:
         "",
         (
             "Power under target includes the simulated miners' ramp (linear over 1 s, as a real "
-            "miner's fans and boards take about that); the state follows at the next telemetry "
-            "round that reads every miner."
+            "miner's fans and boards take about that); the confirming state comes when the agent "
+            "reads the acted miners again, 1.5 s after the cmd, or at its next poll. Per action, "
+            "pyasic makes 4 HTTP requests (stock Antminer stop/resume: read the config, post it, "
+            "each behind a Digest challenge) or 4 RPCs (LuxOS set_power_limit re-reads the "
+            "config and profiles): that CPU, on the agent's side, is what grows with the pool."
         ),
     ]
     text = "\n".join(lines)

@@ -8,16 +8,14 @@ import logging
 from controller import logs
 from controller.agent.config import load_agent_config
 from controller.app import run_main
-from controller.errors import CurtaildError
+from controller.extras import require
 
 
 def agent_command(args: argparse.Namespace) -> int:
     config = load_agent_config(args.config)  # ConfigError: exit 2, every problem listed
-    try:
-        from controller.agent.service import serve  # noqa: PLC0415 (pyasic: the agent extra)
-    except ImportError as exc:
-        hint = "pip install 'curtaild[agent]'"
-        raise CurtaildError(f"the agent needs pyasic ({hint}): {exc}") from None
+    require("pyasic", "agent", "curtaild agent")  # the agent extra; the daemon never needs it
+    from controller.agent.service import serve  # noqa: PLC0415 (imports pyasic)
+
     logs.configure()
     logging.getLogger("pyasic").setLevel(logging.ERROR)  # a line per unanswered call otherwise
     return run_main(serve(config))  # uvloop where installed, as the daemon

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -94,3 +95,13 @@ def test_the_shipped_example_loads() -> None:
     config = load_agent_config(example)
     assert [p.name for p in config.agent.pools] == ["c01", "c02"]
     assert len(config.agent.pools[1].ips) == 62
+
+
+def test_the_agent_names_its_extra_when_pyasic_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(GOOD)
+    monkeypatch.setitem(sys.modules, "pyasic", None)
+    assert main(["agent", "--config", str(path)]) == 1
+    assert "pip install 'curtaild[agent]'" in capsys.readouterr().err
