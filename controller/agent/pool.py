@@ -19,6 +19,10 @@ from controller.agent.planner import Desired, MinerView, Plan, plan
 from controller.agent.store import MinerKnowledge, PoolMemory, PoolStore
 
 SLEEP_FRACTION = 0.05  # a miner drawing under 5% of its nominal is not hashing
+# An action the telemetry has not borne out this many times in a row: find the miner again
+# (a fresh pyasic object). pyasic keeps a LuxOS session id across the miner's reboot and is
+# refused with it until it logs on again; a new object logs on.
+REDISCOVER_AFTER = 2
 LIMIT_TOLERANCE = 1.03  # a limited miner's reading may exceed its limit by this much
 
 
@@ -35,6 +39,7 @@ class MinerRecord:
     limit_w: float | None = None
     actions: int = 0
     retries: int = 0
+    misses: int = 0  # reconcile rounds in a row where telemetry did not bear the action out
 
 
 @dataclass(frozen=True)
@@ -222,21 +227,30 @@ class PoolAgent:
     async def reconcile(self) -> int:
         """Issue again what telemetry does not bear out (after `settle_s`); how many."""
         now = self.clock()
-        late = [
-            r
-            for r in self.records.values()
-            if r.want is not None
-            and r.reachable
-            and now - r.acted_at >= self.settle_s
-            and not self._bears_out(r, r.want)
-        ]
+        late = []
+        for r in self.records.values():
+            if r.want is None or not r.reachable or now - r.acted_at < self.settle_s:
+                continue
+            if self._bears_out(r, r.want):
+                r.misses = 0
+            else:
+                late.append(r)
         if not late:
             return 0
         async with self._acting:
             for record in late:
                 record.retries += 1
+                record.misses += 1
+                if record.misses >= REDISCOVER_AFTER:
+                    await self._rediscover(record)
             await asyncio.gather(*(self._apply(r, r.want) for r in late if r.want is not None))
         return len(late)
+
+    async def _rediscover(self, record: MinerRecord) -> None:
+        found = await self.driver.discover(record.ip)
+        record.misses = 0
+        if found is not None:
+            self._learn(record, found)
 
     def _bears_out(self, record: MinerRecord, want: Desired) -> bool:
         if record.power_w is None:

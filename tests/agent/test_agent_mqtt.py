@@ -14,10 +14,11 @@ import pytest
 
 from controller.config import MqttConfig
 from controller.sim.miners.fleet import MinerSpec, SimMinerFleet
+from controller.sim.miners.luxos import LuxOS
 from controller.sim.miners.state import RAMP_S
 from tests.agent.conftest import MakeFleet
 from tests.agent.process import AgentProcess, agent_toml
-from tests.support import MqttProbe, eventually
+from tests.support import MosquittoBroker, MqttProbe, eventually
 
 # Four stock Antminers (sleep only) and four LuxOS miners (profiles), J/TH all different.
 SPECS = [MinerSpec("stock_antminer", j_per_th=29.5 + i) for i in range(4)] + [
@@ -141,3 +142,41 @@ async def test_a_cmd_with_an_older_seq_is_ignored(rig: Rig) -> None:
     doc = await rig.state(lambda d: True, since=rig.probe.mark())
     assert doc["seq"] == 7 and doc["power_kw"] <= 9.0
     assert rig.fleet.power_w() <= 9000.0
+
+
+async def test_a_luxos_reboot_stale_session_is_overcome_by_telemetry(rig: Rig) -> None:
+    await rig.command(1, 0.0)
+    await rig.state(lambda d: d["seq"] == 1 and d["power_kw"] == 0.0)
+    lux_ip = next(ip for ip, m in rig.fleet.miners.items() if m.family == "luxos")
+    lux = rig.fleet[lux_ip]
+    assert isinstance(lux, LuxOS)
+    lux.reboot()  # mining again; pyasic's session id for it is now refused
+    await eventually(lambda: lux.state.power_w() > 0.0, timeout_s=2.0)
+    # pyasic reports the refused `curtail sleep` as a failure or misreads it; the agent judges by
+    # the wattage that follows, finds the miner again (a new session) and sleeps it.
+    await eventually(lambda: lux.state.sleeping and lux.state.power_w() == 0.0, timeout_s=20.0)
+    assert lux.session_id != ""  # it logged on again
+
+
+async def test_a_broker_restart_does_not_stop_the_agent(
+    make_fleet: MakeFleet, fresh_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    fleet = await make_fleet(SPECS[3:5])  # one stock Antminer, one LuxOS
+    mqtt = fresh_broker.mqtt_config()
+    config = tmp_path / "agent.toml"
+    config.write_text(agent_toml(mqtt, tmp_path / "state", {"c01": fleet.ips}))
+    agent = AgentProcess(config)
+    await agent.start()
+    try:
+        async with MqttProbe(mqtt.host, mqtt.port, [f"{mqtt.topic_prefix}/#"]) as probe:
+            rig = Rig(fleet, agent, probe, mqtt.topic_prefix)
+            await rig.state(lambda d: d["online"], timeout_s=20.0)  # connected and serving
+        await asyncio.to_thread(fresh_broker.restart, 1.0)
+        async with MqttProbe(mqtt.host, mqtt.port, [f"{mqtt.topic_prefix}/#"]) as probe:
+            rig = Rig(fleet, agent, probe, mqtt.topic_prefix)
+            await rig.state(lambda d: d["online"], timeout_s=20.0)  # back: it reports again
+            await rig.command(3, 3.0)
+            await rig.state(lambda d: d["seq"] == 3 and d["power_kw"] <= 3.0, timeout_s=20.0)
+            assert agent.alive
+    finally:
+        assert await agent.stop() == 0, agent.log()[-3000:]

@@ -56,6 +56,14 @@ class LuxOS:
     def _elapsed(self) -> int:
         return int(time.monotonic() - self.started)
 
+    def reboot(self) -> None:
+        """Back from a reboot: mining again at its saved profile, and every session gone (a
+        client holding the old session id is refused until it logs on again)."""
+        self.started = time.monotonic()
+        self.session_id = ""
+        if self.state.sleeping:
+            self.state.set_sleeping(False)
+
     def _profile_at_or_under(self, watts: float) -> str | None:
         fitting = [p for p in self.profiles if p["Watts"] <= watts]
         return max(fitting, key=lambda p: p["Watts"])["Profile Name"] if fitting else None
