@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from controller.config import MqttConfig
+from controller.sim.configs import free_port
 from controller.sim.miners.fleet import MinerSpec, SimMinerFleet
 from controller.sim.miners.luxos import LuxOS
 from controller.sim.miners.state import RAMP_S
@@ -32,6 +35,16 @@ class Rig:
     agent: AgentProcess
     probe: MqttProbe
     prefix: str
+    metrics_port: int = 0
+
+    async def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+        def scrape() -> str:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                return str(reply.read().decode())
+
+        return await asyncio.to_thread(scrape)
 
     @property
     def cmd_topic(self) -> str:
@@ -53,10 +66,13 @@ class Rig:
 async def rig(make_fleet: MakeFleet, mqtt_cfg: MqttConfig, tmp_path: Path) -> AsyncIterator[Rig]:
     fleet = await make_fleet(SPECS)
     config = tmp_path / "agent.toml"
-    config.write_text(agent_toml(mqtt_cfg, tmp_path / "state", {"c01": fleet.ips}))
+    port = free_port()
+    config.write_text(
+        agent_toml(mqtt_cfg, tmp_path / "state", {"c01": fleet.ips}, metrics_port=port)
+    )
     agent = AgentProcess(config)
     async with MqttProbe(mqtt_cfg.host, mqtt_cfg.port, [f"{mqtt_cfg.topic_prefix}/#"]) as probe:
-        rig = Rig(fleet, agent, probe, mqtt_cfg.topic_prefix)
+        rig = Rig(fleet, agent, probe, mqtt_cfg.topic_prefix, port)
         await agent.start()
         try:
             await rig.state(lambda d: d["online"] and d["available_kw"] > 24.0, timeout_s=20.0)
@@ -82,6 +98,12 @@ async def test_a_half_cut_brings_measured_power_under_target(rig: Rig) -> None:
         rig.fleet.ips[0]
     }
     assert limited == {m.state.ip for m in miners if m.family == "luxos"}
+    text = await rig.metrics()
+    assert 'curtaild_agent_miners_up{pool="c01"} 8.0' in text
+    assert 'curtaild_agent_commands_total{outcome="carried_out",pool="c01"} 1.0' in text
+    assert 'curtaild_agent_command_seconds_count{pool="c01"} 1.0' in text
+    sleeping = re.search(r'curtaild_agent_miners_sleeping\{pool="c01"\} (\S+)', text)
+    assert sleeping is not None and float(sleeping.group(1)) == 3.0
 
 
 async def test_target_zero_sleeps_every_miner_then_a_raise_never_overshoots(rig: Rig) -> None:

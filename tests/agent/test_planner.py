@@ -73,7 +73,7 @@ def test_an_unchanged_target_changes_nothing() -> None:
     assert first.actions == {}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(
         st.tuples(st.booleans(), st.floats(15, 40), st.booleans(), st.booleans()),
@@ -85,15 +85,29 @@ def test_an_unchanged_target_changes_nothing() -> None:
 def test_property_a_plan_never_draws_over_its_target(
     specs: list[tuple[bool, float, bool, bool]], target_w: float
 ) -> None:
-    miners = [
-        limitable(f"m{i}", j) if takes_limit else sleeper(f"m{i}", j, sleeping=asleep)
-        for i, (takes_limit, j, asleep, _reach) in enumerate(specs)
-    ]
+    miners = []
+    for i, (takes_limit, j, asleep, reachable) in enumerate(specs):
+        miner = limitable(f"m{i}", j) if takes_limit else sleeper(f"m{i}", j, sleeping=asleep)
+        if not reachable:  # silent: counted at its last draw, which no action can change
+            miner = MinerView(miner.ip, False, miner.nominal_w, j, False, None, 2900.0)
+        miners.append(miner)
+    fixed_w = sum(m.power_w for m in miners if not m.reachable)
     result = plan(miners, target_w)
-    assert result.planned_w <= target_w + 1e-6
-    drawn = sum(
+    assert result.planned_w <= max(target_w, fixed_w) + 1e-6
+    assert not set(result.actions) - {m.ip for m in miners if m.reachable}
+    drawn = fixed_w + sum(
         0.0 if d.sleeping else (m.nominal_w if d.limit_w is None else d.limit_w)
         for m in miners
+        if m.reachable
         for d in [result.desired[m.ip]]
     )
     assert abs(drawn - result.planned_w) < 1e-6
+    # Planned again from where it leads, the same target changes nothing (fewest changes).
+    after = [
+        MinerView(m.ip, True, m.nominal_w, m.j_per_th, d.sleeping, d.limit_w,
+                  0.0 if d.sleeping else (d.limit_w or m.nominal_w), m.limits_w)
+        if m.reachable else m
+        for m in miners
+        for d in [result.desired.get(m.ip, Desired(False))]
+    ]  # fmt: skip
+    assert plan(after, target_w).actions == {}
