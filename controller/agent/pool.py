@@ -40,6 +40,7 @@ class MinerRecord:
     actions: int = 0
     retries: int = 0
     misses: int = 0  # reconcile rounds in a row where telemetry did not bear the action out
+    told_sleep: bool | None = None  # what we last told it (None: nothing since start)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,23 @@ class PoolAgent:
             record
         )
 
+    def _recent(self, record: MinerRecord) -> bool:
+        """Acted on less than `settle_s` ago: its readings may not show the change yet."""
+        return self.clock() - record.acted_at < self.settle_s
+
+    def believed_asleep(self, record: MinerRecord) -> bool:
+        """What telemetry says, unless we told it otherwise too recently for telemetry to
+        show it (two cmds a second apart must not plan from the readings before the first)."""
+        if record.told_sleep is not None and self._recent(record):
+            return record.told_sleep
+        return self.asleep(record)
+
+    def believed_w(self, record: MinerRecord) -> float:
+        if record.want is not None and record.reachable and self._recent(record):
+            want = record.want
+            return 0.0 if want.sleeping else (want.limit_w or self.nominal_w(record))
+        return self.counted_w(record)
+
     # -- telemetry ----------------------------------------------------------------------------
 
     async def refresh(self, ips: Iterable[str] | None = None) -> None:
@@ -161,7 +179,7 @@ class PoolAgent:
                     reachable=reachable,
                     nominal_w=self.nominal_w(r),
                     j_per_th=self.j_per_th(r),
-                    sleeping=self.asleep(r),
+                    sleeping=self.believed_asleep(r),
                     limit_w=r.limit_w,
                     power_w=self.counted_w(r),
                     limits_w=tuple(r.known.limits_w),
@@ -175,7 +193,6 @@ class PoolAgent:
         self.target_w = target_kw * 1000.0
         result = await self._plan_and_act(self.target_w)
         self.applied_seq = self.memory.applied_seq = seq
-        await self.refresh(result.actions)
         self.store.save(self.memory)
         return result
 
@@ -193,27 +210,30 @@ class PoolAgent:
         async with self._acting:
             self.planned_with = self.reachable()
             result = plan(self.views(), target_w)
+            before_w = {ip: self.believed_w(self.records[ip]) for ip in result.actions}
             for ip, want in result.desired.items():
                 self.records[ip].want = want
-            await self._act(result.actions)
+            await self._act(result.actions, before_w)
             return result
 
-    async def _act(self, actions: dict[str, Desired]) -> None:
+    async def _act(self, actions: dict[str, Desired], before_w: dict[str, float]) -> None:
         cuts: list[tuple[MinerRecord, Desired]] = []
         raises: list[tuple[MinerRecord, Desired]] = []
         for ip, want in actions.items():
             record = self.records[ip]
-            now_w = self.counted_w(record)
+            now_w = before_w[ip]
             after_w = 0.0 if want.sleeping else (want.limit_w or self.nominal_w(record))
             (cuts if after_w < now_w else raises).append((record, want))
         await asyncio.gather(*(self._apply(r, w) for r, w in cuts))
         await asyncio.gather(*(self._apply(r, w) for r, w in raises))
 
     async def _apply(self, record: MinerRecord, want: Desired) -> None:
+        was_told_sleep = record.told_sleep
         record.acted_at = self.clock()
         record.actions += 1
         ip, handle = record.ip, record.handle
         if want.sleeping:
+            record.told_sleep = True
             await self.driver.sleep(ip, handle)
             return
         if record.known.limits_w:
@@ -221,8 +241,9 @@ class PoolAgent:
             limit = want.limit_w if want.limit_w is not None else max(record.known.limits_w)
             if await self.driver.set_limit(ip, handle, limit):
                 record.limit_w, record.limit_known = want.limit_w, True
-        if self.asleep(record) or record.power_w is None:
+        if self.asleep(record) or record.power_w is None or was_told_sleep:
             await self.driver.wake(ip, handle)
+        record.told_sleep = False
 
     async def reconcile(self) -> int:
         """Issue again what telemetry does not bear out (after `settle_s`); how many."""
