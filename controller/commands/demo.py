@@ -27,7 +27,7 @@ from controller.errors import UsageError
 from controller.extras import require
 from controller.feeds.ercot import iter_905_rows
 from controller.sim.demo_site import DEMO_PREFIX, demo_config
-from controller.sim.miners.lab import LAB_MAX_KW, LAB_POOL, start_lab
+from controller.sim.miners.lab import LAB_MAX_KW, LAB_POOL, Lab, start_lab
 from controller.sim.replay import price_topic_base, select_records, synthetic_storm_day
 from controller.sim.scenario import ECRS_ID, Scenario
 from controller.sim.site import SimSite
@@ -101,7 +101,8 @@ async def _demo(args: argparse.Namespace) -> int:
     try:
         await asyncio.wait_for(daemon.loop.first_decision.wait(), 15)
         await feeder.wait_connected(5)
-        await _replay(records, args, config.feeds.price_topic, feeder, scenario, daemon, site)
+        await _replay(records, args, config.feeds.price_topic, feeder, scenario, daemon, site,
+                      lab)  # fmt: skip
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("\ninterrupted")
     finally:
@@ -131,6 +132,7 @@ async def _replay(
     scenario: Scenario,
     daemon: Daemon,
     site: SimSite,
+    lab: Lab | None = None,
 ) -> None:
     topic = price_topic_base(price_topic) + "/rt_spp"
     live = sys.stdout.isatty() and not args.plain
@@ -147,5 +149,7 @@ async def _replay(
             print("\r\x1b[2K" + line[:200], end="", flush=True)
         elif i % 4 == 0 or scenario.note:
             print(line)
+        if lab is not None and not live and i % 16 == 0:
+            print("    " + lab.line())  # the same price, seen at the miners through pyasic
     if live:
         print()
