@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SCHEMA_CHECK := deploy/grafana/schema-check
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
+VALUE_STACK ?= ../shared/data/ercot/value-stack
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults bench-agent backtest broker tools clean
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults bench-agent backtest value broker tools clean
 
 all: test
 
@@ -18,8 +20,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-# The integration tests need Debian's mosquitto and prometheus (the server and promtool);
-# install what is missing when we may. `broker` stays as an alias of `tools`.
+# The integration tests need Debian's mosquitto and prometheus (the server and promtool), the
+# Grafana schema check node and deploy/grafana/schema-check's npm packages; install what is
+# missing when we may. `broker` stays as an alias of `tools`.
 tools:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
@@ -31,6 +34,20 @@ tools:
 	  else \
 	    echo "missing:$$missing; run 'sudo apt-get install$$missing' (the integration tests need them)"; exit 1; \
 	  fi; \
+	fi
+	@# Grafana's published dashboard types (npm, pinned by package-lock.json), for
+	@# tests/unit/test_grafana_schema.py; npm ci again only when the lock file changed.
+	@cd $(SCHEMA_CHECK) && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  if ! command -v npm >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "installing nodejs npm (Debian packages) for the Grafana schema check"; \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm) >/dev/null; \
+	    else \
+	      echo "missing: npm; run 'sudo apt-get install nodejs npm' (the Grafana schema check needs it)"; exit 1; \
+	    fi; \
+	  fi; \
+	  echo "npm ci in $(SCHEMA_CHECK) (@grafana/schema, typescript)"; \
+	  npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
 broker: tools
@@ -62,6 +79,20 @@ demo: $(STAMP)
 backtest: $(STAMP)
 	$(BIN)/curtaild backtest --config config.example.toml --prices "$(SHARED_PRICES)" \
 	  --from 2024-01-10 --to 2024-01-20 --plot backtest-jan2024.png
+
+# The example site's value stack for 2024 and 2025 (README, "Value stack"): energy, reserves
+# and 4CP from ERCOT's hourly hub prices, DAM clearing prices for capacity, the official 4CP
+# intervals and ERCOT's load. The spring-forward weeks are missing from the price table.
+value: $(STAMP)
+	$(BIN)/curtaild backtest --config config.example.toml \
+	  --prices "$(VALUE_STACK)/ercot_hourly_spp_HB_WEST_HB_NORTH_LZ_WEST_2024-01-01_2026-03-17_from_lanxindeng8.csv" \
+	  --from 2024-01-01 --to 2025-12-31 --allow-gaps \
+	  --reserve-prices "$(VALUE_STACK)/DAMASMCPC_2024.csv" \
+	  --reserve-prices "$(VALUE_STACK)/DAMASMCPC_2025_jan01_apr12.csv" \
+	  --reserve-prices "$(VALUE_STACK)/ercot_dam_as_mcpc_2025-04-13_2026-02-14_from_lanxindeng8.csv" \
+	  --4cp "$(VALUE_STACK)/ercot_4cp_intervals_2021_2025.csv" \
+	  --load "$(VALUE_STACK)/ercot_NP6-346-CD_actual_load_by_forecast_zone_hourly_2021_2025.csv" \
+	  --plot value-2024-2025.png
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_decide.py

@@ -51,6 +51,7 @@ class Interval(NamedTuple):
     net_usd: float  # revenue - cost: the controller
     baseline_net_usd: float  # always on
     ideal_net_usd: float  # the per-interval ideal
+    pool_kw: tuple[float, ...] = ()  # each pool's mean load, in config.pools order
 
 
 @dataclass
@@ -72,24 +73,31 @@ def revenue_usd_per_h(config: Config, power_kw: dict[str, float], hashprice: flo
     return per_day / 24.0
 
 
-def run_backtest(config: Config, records: list[PriceRecord]) -> BacktestResult:
-    """Replay the records through decide(); the records must be sorted by time."""
+def run_backtest(
+    config: Config, records: list[PriceRecord], interval_s: float | None = None
+) -> BacktestResult:
+    """Replay the records through decide(); the records must be sorted by time.
+
+    Each record lasts its product's interval, or `interval_s` when given (the value stack's
+    hourly means of real-time prices are one hour long, not 15 minutes)."""
     if not records:
         return BacktestResult(Totals(), Totals(), 0.0)
     hashprice = config.economics.hashprice_usd_per_ph_day
     tick_s = config.control.tick_s
     # Pools follow their targets exactly; tenants draw their firm reservation (the default).
     plant = Plant(config, records[0].interval_start - tick_s)
-    baseline_kw = _baseline_kw(config)
+    always_on_kw = baseline_kw(config)
     breakevens = {p.name: p.breakeven_usd_per_mwh(hashprice) for p in plant.site.pools}
     controller, baseline, ideal = Totals(), Totals(), Totals()
     series: list[Interval] = []
     fleet_kw = sum(p.max_kw for p in config.pools)
+    names = [p.name for p in config.pools]
     for record in records:
-        length_s = INTERVAL_S[record.product]
+        length_s = interval_s or INTERVAL_S[record.product]
         start = record.interval_start
         price = ActingPrice(record.price_usd_per_mwh, start, start, record.product)
         now, energy_kwh = start, 0.0
+        pool_kws = dict.fromkeys(names, 0.0)  # kW x s over the interval
         nets = [controller.net_usd, baseline.net_usd, ideal.net_usd]
         while now < start + length_s:
             plant.now = now
@@ -99,8 +107,10 @@ def run_backtest(config: Config, records: list[PriceRecord]) -> BacktestResult:
             step_s = _next_step_s(decision, plant.state, config, now, start + length_s, tick_s)
             _accumulate(controller, config, plant.power_kw, price, step_s, hashprice, fleet_kw)
             energy_kwh += plant.mining_kw * step_s / 3600.0
+            for name in names:
+                pool_kws[name] += plant.power_kw[name] * step_s
             now += step_s
-        _accumulate(baseline, config, baseline_kw, price, length_s, hashprice, fleet_kw)
+        _accumulate(baseline, config, always_on_kw, price, length_s, hashprice, fleet_kw)
         ideal_kw = ideal_kw_at(config, breakevens, record.price_usd_per_mwh)
         _accumulate(ideal, config, ideal_kw, price, length_s, hashprice, fleet_kw)
         series.append(
@@ -112,9 +122,10 @@ def run_backtest(config: Config, records: list[PriceRecord]) -> BacktestResult:
                 controller.net_usd - nets[0],
                 baseline.net_usd - nets[1],
                 ideal.net_usd - nets[2],
+                tuple(pool_kws[name] / length_s for name in names),
             )
         )
-    hours = sum(INTERVAL_S[r.product] for r in records) / 3600.0
+    hours = sum(interval_s or INTERVAL_S[r.product] for r in records) / 3600.0
     return BacktestResult(controller, baseline, hours, series, ideal)
 
 
@@ -123,12 +134,12 @@ def ideal_kw_at(
 ) -> dict[str, float]:
     """The ideal's pools at one price: those under their breakeven at max_kw, highest breakeven
     first (the most net per kW), within the always-on envelope; the others at 0."""
-    room_kw = _room_kw(config)
+    left_kw = room_kw(config)
     power: dict[str, float] = {}
     for pool in sorted(config.pools, key=lambda p: (-breakevens[p.name], p.name)):
         run = price_usd_per_mwh < breakevens[pool.name]
-        power[pool.name] = min(pool.max_kw, room_kw) if run else 0.0
-        room_kw -= power[pool.name]
+        power[pool.name] = min(pool.max_kw, left_kw) if run else 0.0
+        left_kw -= power[pool.name]
     return power
 
 
@@ -173,17 +184,17 @@ def _accumulate(
         totals.partial_h += hours
 
 
-def _baseline_kw(config: Config) -> dict[str, float]:
+def baseline_kw(config: Config) -> dict[str, float]:
     """Always on: every pool at max_kw, most efficient first, under the firm-GPU envelope."""
-    room_kw = _room_kw(config)
+    left_kw = room_kw(config)
     power: dict[str, float] = {}
     for pool in sorted(config.pools, key=lambda p: (p.efficiency_j_per_th, p.name)):
-        power[pool.name] = min(pool.max_kw, room_kw)
-        room_kw -= power[pool.name]
+        power[pool.name] = min(pool.max_kw, left_kw)
+        left_kw -= power[pool.name]
     return power
 
 
-def _room_kw(config: Config) -> float:
+def room_kw(config: Config) -> float:
     """The firm-GPU envelope: POI limit minus the tenants' firm kW, aux and margin."""
     site = config.site
     firm_kw = sum(t.firm_kw for t in config.gpu_tenants)

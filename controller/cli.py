@@ -32,10 +32,42 @@ def _parser() -> argparse.ArgumentParser:
 
     back = sub.add_parser("backtest", help="the decision engine over a price history")
     back.add_argument("--config", required=True)
-    back.add_argument("--prices", required=True, help="NP6-905-CD or NP4-190-CD CSV")
+    back.add_argument(
+        "--prices",
+        required=True,
+        help="NP6-905-CD, NP4-190-CD, or the hourly hub-price table (value stack)",
+    )
     back.add_argument("--from", dest="date_from", help="first delivery date, YYYY-MM-DD")
     back.add_argument("--to", dest="date_to", help="last delivery date, YYYY-MM-DD")
-    back.add_argument("--plot", help="write a PNG chart of price against mining load")
+    back.add_argument("--plot", help="write a PNG chart (the value stack: monthly, by source)")
+    back.add_argument(
+        "--market",
+        choices=["rt", "dam"],
+        default="rt",
+        help="hourly hub table: real-time hourly means or day-ahead prices",
+    )
+    back.add_argument(
+        "--allow-gaps",
+        action="store_true",
+        help="hourly hub table: value the hours present, list the missing ones",
+    )
+    back.add_argument(
+        "--reserve-prices",
+        action="append",
+        metavar="CSV",
+        help="DAM clearing prices for capacity, NP4-181-ER or NP4-188-CD "
+        "(repeatable): values [[backtest.offers]]",
+    )
+    back.add_argument(
+        "--4cp",
+        dest="fourcp",
+        metavar="CSV",
+        help="the official 4CP intervals: values the 4CP strategies",
+    )
+    back.add_argument(
+        "--load", metavar="CSV", help="ERCOT hourly load, NP6-346-CD: the causal 4CP rule"
+    )
+    back.add_argument("--json", action="store_true", help="the value stack as JSON")
 
     ovr = sub.add_parser("override", help="publish an operator override")
     ovr.add_argument("--config", required=True)

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretBytes, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    SecretStr,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from controller.drivers.kinds import pool_kind
@@ -143,6 +151,38 @@ class ErcotApiConfig(_Strict):
     metrics_listen: Listen = "127.0.0.1:9109"
 
 
+HourEnding = Annotated[int, Field(ge=1, le=24)]
+ReserveProduct = Literal["RRS", "ECRS", "NSRS"]
+
+
+class OfferConfig(_Strict):
+    """One ancillary-service offer of the backtest's reserve strategy (`[[backtest.offers]]`)."""
+
+    product: ReserveProduct
+    mw: Annotated[float, Field(ge=0)] | None = None  # a fixed quantity, or ...
+    share: Annotated[float, Field(ge=0, le=1)] | None = None  # ... a share of the fleet
+    hours_ending: Annotated[list[HourEnding], Field(min_length=1)] = Field(
+        default_factory=lambda: list(range(1, 25))
+    )
+
+    @model_validator(mode="after")
+    def _one_quantity(self) -> OfferConfig:
+        if (self.mw is None) == (self.share is None):
+            raise ValueError(f"offer {self.product}: give exactly one of mw or share")
+        return self
+
+
+class BacktestConfig(_Strict):
+    """The value stack of `curtaild backtest` (reserves, 4CP); the daemon accepts and ignores it."""
+
+    transmission_usd_per_kw_year: Annotated[float, Field(ge=0)] = 0.0
+    fourcp_threshold: Annotated[float, Field(gt=0, le=2)] = 0.95
+    fourcp_hours_ending: Annotated[list[HourEnding], Field(min_length=1)] = Field(
+        default_factory=lambda: [16, 17, 18]
+    )
+    offers: list[OfferConfig] = Field(default_factory=list)
+
+
 class MeterConfig(_Strict):
     name: Name
     role: Literal["site", "gpu", "aux"]
@@ -209,6 +249,7 @@ class Config(BaseSettings):
     override: OverrideConfig = OverrideConfig()
     metrics: MetricsConfig = MetricsConfig()
     ercot_api: ErcotApiConfig = ErcotApiConfig()
+    backtest: BacktestConfig = BacktestConfig()
     meters: list[MeterConfig] = Field(default_factory=list)
     gpu_tenants: list[GpuTenantConfig] = Field(default_factory=list)
     pools: list[PoolConfig] = Field(default_factory=list)

@@ -27,8 +27,14 @@ def render_toml(data: dict[str, Any]) -> str:
     for section, value in data.items():
         if isinstance(value, dict):
             lines.append(f"[{section}]")
-            lines += [f"{k} = {_scalar(v)}" for k, v in value.items()]
+            tables = {k: v for k, v in value.items() if _is_table_list(v)}
+            lines += [f"{k} = {_scalar(v)}" for k, v in value.items() if k not in tables]
             lines.append("")
+            for key, items in tables.items():  # e.g. [[backtest.offers]]
+                for item in items:
+                    lines.append(f"[[{section}.{key}]]")
+                    lines += [f"{k} = {_scalar(v)}" for k, v in item.items() if v is not None]
+                    lines.append("")
     for section, value in data.items():
         if isinstance(value, list):
             for item in value:
@@ -36,6 +42,11 @@ def render_toml(data: dict[str, Any]) -> str:
                 lines += [f"{k} = {_scalar(v)}" for k, v in item.items() if v is not None]
                 lines.append("")
     return "\n".join(lines)
+
+
+def _is_table_list(value: Any) -> bool:
+    """A non-empty list of tables inside a section: rendered as an array of tables."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
 def _scalar(value: Any) -> str:

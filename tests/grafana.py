@@ -40,7 +40,7 @@ def expressions(doc: dict[str, Any]) -> list[tuple[str, str]]:
         for t in p.get("targets", [])
     ]
     out += [
-        (f"variable {v['name']!r}", v["definition"])
+        (f"variable {v['name']!r}", v["query"]["query"])
         for v in doc["templating"]["list"]
         if v["type"] == "query"
     ]

@@ -172,6 +172,10 @@ class Metrics:
             "Exceptions contained, by stage; the daemon went on",
             "where",
         )
+        self.decisions_over_budget = counter(
+            "curtaild_decisions_over_budget",
+            "Decisions slower than control.decision_budget_ms, or that raised",
+        )
         self.decision_duration = histogram(
             "curtaild_decision_duration_seconds", "decide() wall time", DECISION_BUCKETS_S
         )
@@ -305,6 +309,9 @@ class Metrics:
 
     def observe_decision(self, duration_s: float) -> None:
         self.decision_duration.observe(duration_s)
+
+    def decision_over_budget(self) -> None:
+        self.decisions_over_budget.inc()
 
     def observe_event_to_command(self, trigger: str, seconds: float) -> None:
         _child(self._triggers, trigger, self.event_to_command, trigger).observe(seconds)

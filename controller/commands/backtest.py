@@ -1,4 +1,5 @@
-"""`curtaild backtest --config PATH --prices CSV [--from DATE --to DATE] [--plot PNG]`."""
+"""`curtaild backtest --config PATH --prices CSV [--from DATE --to DATE] [--plot PNG]`, and the
+value stack: `--reserve-prices CSV ... --4cp CSV --load CSV [--market rt|dam] [--json]`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from controller.config import load_config
 from controller.errors import UsageError
 from controller.extras import require
 from controller.feeds.ercot import read_price_csv
+from controller.value.hub_prices import is_hourly_hub_table
 
 
 def backtest_command(args: argparse.Namespace) -> int:
@@ -19,6 +21,13 @@ def backtest_command(args: argparse.Namespace) -> int:
     if args.plot:  # before the run, not after it: matplotlib is the `plot` extra
         require("matplotlib", "plot", "backtest --plot")
     start, end = _date(args.date_from, "--from"), _date(args.date_to, "--to")
+    value_flags = args.reserve_prices or args.fourcp or args.load or args.json
+    if value_flags or is_hourly_hub_table(args.prices):
+        from controller.commands.value_stack import value_command  # noqa: PLC0415
+
+        return value_command(config, args, start, end)
+    if args.market != "rt" or args.allow_gaps:
+        raise UsageError("--market and --allow-gaps apply to the hourly hub-price table only")
     point = config.site.settlement_point
     records = read_price_csv(args.prices, point, start, end)
     result = run_backtest(config, records)

@@ -251,6 +251,7 @@ class ControlLoop:
                 self._reject_poison(snap)
                 return decision, bare
         self.stats.over_budget_in_a_row += 1
+        self.observer.over_budget()
         if self._failing_since is None:
             self._failing_since = now
         self.report.show_failsafe(self.report.failsafe | {"decision_budget"})
@@ -294,6 +295,7 @@ class ControlLoop:
         self.stats.last_decision_s = elapsed_s
         if elapsed_s * 1000.0 > self.config.control.decision_budget_ms:
             self.stats.over_budget_in_a_row += 1
+            self.observer.over_budget()
         else:
             self.stats.over_budget_in_a_row = 0
 

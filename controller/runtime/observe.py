@@ -131,6 +131,14 @@ class Observer:
 
     # -- faults --------------------------------------------------------------------------------
 
+    def over_budget(self) -> None:
+        """A decision overran `control.decision_budget_ms` or raised (the budget fail-safe's
+        strikes): counted, so the alert follows the configured budget, not a bucket bound."""
+        try:
+            self.metrics.decision_over_budget()
+        except Exception:
+            log.exception("internal error while counting a decision over budget")
+
     def internal_error(self, where: str, exc: BaseException | None = None) -> None:
         """Log the traceback (of `exc`, or of the exception being handled), count it, record it."""
         log.error(

@@ -21,6 +21,10 @@ DS = {"type": "prometheus", "uid": "curtaild-prometheus"}
 S = 'site="$site"'
 P = f'{S},pool=~"$pool"'
 RI = "$__rate_interval"
+# The dashboard JSON model version Grafana 13 writes (@grafana/schema's defaultDashboard;
+# deploy/grafana/schema-check checks both). 40-42 changed nothing this dashboard uses:
+# refresh is a string, timepicker has no time_options, no override hides a field.
+SCHEMA_VERSION = 42
 # Plan states (controller/adapters/metrics.py POOL_STATES), coded 1..6 for the state timeline;
 # 0 is a pool none of whose state series is 1 (a state this list does not know yet).
 POOL_STATES = {
@@ -91,7 +95,7 @@ def stat(title: str, tgts: list[Panel], desc: str, *, unit: str = "none",
                                      "color": {"mode": "thresholds"}}, "overrides": []},
         "options": {"colorMode": "background", "graphMode": "none", "justifyMode": "auto",
                     "orientation": "auto", "textMode": text_mode, "wideLayout": True,
-                    "showPercentChange": False,
+                    "showPercentChange": False, "percentChangeColorMode": "standard",
                     "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
     }  # fmt: skip
 
@@ -105,7 +109,8 @@ def series(title: str, tgts: list[Panel], desc: str, *, unit: str, bars: bool = 
         "fieldConfig": {"defaults": {"unit": unit, "custom": custom,
                                      "color": {"mode": "palette-classic"}},
                         "overrides": overrides or []},
-        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True,
+                               "calcs": []},
                     "tooltip": {"mode": "multi", "sort": "desc"}},
     }  # fmt: skip
 
@@ -117,7 +122,7 @@ def timeline(title: str, tgts: list[Panel], desc: str, maps: list[Panel]) -> Pan
                                      "custom": {"fillOpacity": 80, "lineWidth": 0}},
                         "overrides": []},
         "options": {"mergeValues": True, "showValue": "auto", "rowHeight": 0.9,
-                    "alignValue": "left", "legend": {"displayMode": "list",
+                    "alignValue": "left", "legend": {"displayMode": "list", "calcs": [],
                                                      "placement": "bottom", "showLegend": False},
                     "tooltip": {"mode": "single", "sort": "none"}},
     }  # fmt: skip
@@ -143,7 +148,8 @@ def build() -> Panel:
     lay = Layout()
     lay.row("Status: what holds the site right now")
     lay.add(stat("Override", [target(f"curtaild_override_active{{{S}}}")],
-                 "An operator override is in force (it may only lower the cap: invariant I4 in docs/protocol.md).",
+                 "An operator override is in force (it may only lower the cap: "
+                 "invariant I4 in docs/protocol.md).",
                  maps=mapping({0: ("none", "green"), 1: ("OVERRIDE ACTIVE", "orange")})), 4, 4)
     lay.add(stat("Fail-safe", [target(f"curtaild_failsafe_active{{{S}}}", "{{reason}}")],
                  "A fail-safe holds (stale price, dispatch or site meter; decision over budget).",
@@ -236,10 +242,11 @@ def build() -> Panel:
              "fieldConfig": {"defaults": {}, "overrides": []},
              "options": {"calculate": False, "cellGap": 1, "yAxis": {"unit": "s"},
                          "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential",
-                                   "exponent": 0.5, "fill": "dark-orange", "steps": 64},
+                                   "exponent": 0.5, "fill": "dark-orange", "steps": 64,
+                                   "reverse": False},
+                         "exemplars": {"color": "rgba(255,0,255,0.7)"}, "showValue": "auto",
                          "rowsFrame": {"layout": "auto"}, "legend": {"show": True},
-                         "tooltip": {"mode": "single", "yHistogram": False},
-                         "yAxisReverse": False}}, 24, 8)  # fmt: skip
+                         "tooltip": {"mode": "single", "yHistogram": False}}}, 24, 8)  # fmt: skip
 
     lay.row("Health: devices, inputs, errors")
     lay.add(timeline("Devices", [target(f"curtaild_device_up{{{S}}}", "{{device}}")],
@@ -263,14 +270,19 @@ def build() -> Panel:
 
 
 def variable(name: str, query: str, *, multi: bool) -> Panel:
-    return {
+    """A query variable. No `current` for a single one (Grafana selects the first value); a
+    multi one starts on All. Grafana's schema (VariableModel) has no null allValue, so a single
+    one has none, and no `definition` (the editor's display copy of the query): not written."""
+    var = {
         "name": name, "label": name.capitalize(), "type": "query", "datasource": DS,
-        "definition": query, "query": {"qryType": 1, "query": query,
-                                       "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "query": {"qryType": 1, "query": query,
+                  "refId": "PrometheusVariableQueryEditor-VariableQuery"},
         "refresh": 2, "sort": 1, "regex": "", "hide": 0, "skipUrlSync": False,
-        "multi": multi, "includeAll": multi, "allValue": ".+" if multi else None,
-        "current": {}, "options": [],
+        "multi": multi, "includeAll": multi, "options": [],
     }  # fmt: skip
+    if multi:
+        var |= {"allValue": ".+", "current": {"text": ["All"], "value": ["$__all"]}}
+    return var
 
 
 def dashboard(panels: list[Panel]) -> Panel:
@@ -281,7 +293,7 @@ def dashboard(panels: list[Panel]) -> Panel:
             "name": "Annotations & Alerts", "type": "dashboard"}]},
         "description": "curtaild: one site at a glance (deploy/grafana/README.md).",
         "editable": True, "fiscalYearStartMonth": 0, "graphTooltip": 1, "id": None,
-        "links": [], "panels": panels, "refresh": "10s", "schemaVersion": 39,
+        "links": [], "panels": panels, "refresh": "10s", "schemaVersion": SCHEMA_VERSION,
         "tags": ["curtaild", "ercot"],
         "templating": {"list": [
             variable("site", "label_values(curtaild_build_info, site)", multi=False),

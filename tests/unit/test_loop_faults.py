@@ -92,6 +92,7 @@ async def test_decisions_failing_for_confirm_timeout_curtail_every_pool(
     for name in before:
         assert rig.cmds(name)[-1]["target_kw"] == 0  # by the last good plan's drivers
     assert rig.counter("curtaild_internal_errors_total", where="decision") == 6
+    assert rig.counter("curtaild_decisions_over_budget_total") == 6  # each a strike
     rig.clock.now += 1
     await rig.loop.step()  # still failing: commanded once, not again and again
     assert len(rig.cmds("eff")) == len(before["eff"]) + 1
@@ -101,6 +102,28 @@ async def test_decisions_failing_for_confirm_timeout_curtail_every_pool(
     decision = await rig.loop.step()  # decide() works again and takes it from there
     assert decision is not None
     assert decision.plan.pools["eff"].seq > rig.cmds("eff")[-1]["seq"] - 1
+
+
+async def test_a_decision_over_the_configured_budget_is_counted_for_the_alert(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The over-budget alert reads this counter, so it follows `decision_budget_ms` (1000 here)
+    whatever the histogram's bucket bounds are."""
+    real = core_decide.decide
+    took_s = 0.5
+
+    def slow(snap: Any, state: Any, now: float, site: Any) -> Any:
+        rig.clock.now += took_s  # the injected clock is the loop's stopwatch
+        return real(snap, state, now, site)
+
+    monkeypatch.setattr(loop_module, "decide", slow)
+    rig.clock.now += 1
+    assert await rig.loop.step() is not None
+    assert rig.counter("curtaild_decisions_over_budget_total") == 0  # 500 ms: within 1000
+    took_s = 1.5
+    rig.clock.now += 1
+    assert await rig.loop.step() is not None
+    assert rig.counter("curtaild_decisions_over_budget_total") == 1
 
 
 async def test_a_plan_the_clamp_refuses_is_a_failed_decision(
@@ -226,11 +249,15 @@ async def test_a_hung_disk_delays_commands_by_half_a_second_at_most(
 
 async def test_a_record_kept_outside_a_decision_is_in_the_store_at_once(rig: Rig) -> None:
     rig.inputs.on_message(rig.config.feeds.dispatch_topic, b"{not json", False)  # rejected
-    for _ in range(3):
-        await asyncio.sleep(0)  # no decision in between: the flush writes it
-    await asyncio.sleep(0.05)
-    with StateStore.open(rig.store.path) as store:
-        kinds = [r.kind for r in store.audit()]
+    # No decision in between: the flush writes it. Its fsync may take a while on a loaded
+    # machine, so wait for it (up to 5 s) rather than for a fixed time.
+    kinds: list[str] = []
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        with StateStore.open(rig.store.path) as store:
+            kinds = [r.kind for r in store.audit()]
+        if "rejected" in kinds:
+            break
     assert "rejected" in kinds
 
 
