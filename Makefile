@@ -7,7 +7,7 @@ SCHEMA_CHECK := deploy/grafana/schema-check
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
 VALUE_STACK ?= ../shared/data/ercot/value-stack
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest value broker tools clean deploy-check
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults bench-agent backtest value broker tools clean deploy-check
 
 all: test
 
@@ -107,6 +107,10 @@ bench-faults: $(STAMP) tools
 # deploy/hostcheck/README.md.
 deploy-check: $(STAMP)
 	deploy/hostcheck/run.sh
+
+# The pool agent at 10, 100 and 1,000 simulated miners (binds port 80 on 127.x: run as root).
+bench-agent: $(STAMP) tools
+	$(BIN)/python bench/bench_agent.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

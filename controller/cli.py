@@ -106,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
         default="np6-905-cd",
         help="with --backfill: 15-min RT SPP, or SCED LMP (as 15-min means)",
     )
+    agent = sub.add_parser("agent", help="the pool agent: drives miners through pyasic (2.7)")
+    agent.add_argument("--config", required=True, help="path to AGENT.toml")
     return parser
 
 
@@ -120,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": _lazy("controller.commands.status", "status_command"),
         "audit": _lazy("controller.commands.audit", "audit_command"),
         "feed-ercot": _lazy("controller.commands.feed_ercot", "feed_ercot_command"),
+        "agent": _lazy("controller.commands.agent", "agent_command"),
     }
     try:
         return handlers[args.command](args)

@@ -21,11 +21,13 @@ from controller import logs
 from controller.adapters.broker import EmbeddedBroker
 from controller.adapters.mqtt import MqttSession
 from controller.app import Daemon, run_main
+from controller.config import MqttConfig
 from controller.config_render import render_toml
 from controller.errors import UsageError
 from controller.extras import require
 from controller.feeds.ercot import iter_905_rows
-from controller.sim.demo_site import demo_config
+from controller.sim.demo_site import DEMO_PREFIX, demo_config
+from controller.sim.miners.lab import LAB_MAX_KW, LAB_POOL, Lab, start_lab
 from controller.sim.replay import price_topic_base, select_records, synthetic_storm_day
 from controller.sim.scenario import ECRS_ID, Scenario
 from controller.sim.site import SimSite
@@ -65,13 +67,20 @@ async def _demo(args: argparse.Namespace) -> int:
     broker = EmbeddedBroker(port=0)
     await broker.start()
     state_dir = tempfile.mkdtemp(prefix="curtaild-demo-")
-    config = demo_config(broker.port, args.metrics_port, state_dir)
+    probe_mqtt = MqttConfig(host="127.0.0.1", port=broker.port, client_id="curtaild-demo",
+                            topic_prefix=DEMO_PREFIX, keepalive_s=10)  # fmt: skip
+    lab, lab_line = await start_lab(probe_mqtt, Path(state_dir) / "agent")
+    lab_pool = (LAB_POOL, LAB_MAX_KW) if lab is not None else None
+    config = demo_config(broker.port, args.metrics_port, state_dir, lab_pool)
+    assert config.mqtt.topic_prefix == DEMO_PREFIX
     # Kept after the demo with its state store: `curtaild audit` reads the proof from both.
     config_path = Path(state_dir) / "curtaild.toml"
     dumped = config.model_dump(mode="python")
     dumped["mqtt"].pop("password", None)  # a secret never goes into a file
     config_path.write_text(render_toml(dumped))
     site = SimSite(config, stuck_pools=frozenset({"s17-a"}))
+    if lab is not None:
+        site.agents[LAB_POOL].go_silent()  # the real agent answers for this pool
     await site.start()
     daemon = Daemon(config)
     daemon_task = asyncio.create_task(daemon.run(), name="daemon")
@@ -87,11 +96,13 @@ async def _demo(args: argparse.Namespace) -> int:
     print(
         f"metrics: http://127.0.0.1:{args.metrics_port}/metrics   broker: 127.0.0.1:{broker.port}"
     )
+    print(lab_line)
     print(LEGEND)
     try:
         await asyncio.wait_for(daemon.loop.first_decision.wait(), 15)
         await feeder.wait_connected(5)
-        await _replay(records, args, config.feeds.price_topic, feeder, scenario, daemon, site)
+        await _replay(records, args, config.feeds.price_topic, feeder, scenario, daemon, site,
+                      lab)  # fmt: skip
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("\ninterrupted")
     finally:
@@ -100,6 +111,9 @@ async def _demo(args: argparse.Namespace) -> int:
             await asyncio.wait_for(daemon_task, 10)
         await feeder.close()
         feeder_task.cancel()
+        if lab is not None:
+            print(lab.line())
+            await lab.stop()
         await site.stop()
         await broker.stop()
     print(scenario.summary())
@@ -118,6 +132,7 @@ async def _replay(
     scenario: Scenario,
     daemon: Daemon,
     site: SimSite,
+    lab: Lab | None = None,
 ) -> None:
     topic = price_topic_base(price_topic) + "/rt_spp"
     live = sys.stdout.isatty() and not args.plain
@@ -134,5 +149,7 @@ async def _replay(
             print("\r\x1b[2K" + line[:200], end="", flush=True)
         elif i % 4 == 0 or scenario.note:
             print(line)
+        if lab is not None and not live and i % 16 == 0:
+            print("    " + lab.line())  # the same price, seen at the miners through pyasic
     if live:
         print()

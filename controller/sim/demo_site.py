@@ -12,6 +12,8 @@ from controller.config import Config
 from controller.drivers.kinds import pool_kind
 from controller.sim.configs import PoolShape, TenantShape, build_config, free_ports, site_data
 
+DEMO_PREFIX = "curtaild/demo-west"
+
 # (name, driver, max_kw, J/TH, ufr): mixed generations, least efficient curtailed first.
 POOLS = [
     ("s21-a", "mqtt", 4000, 17.5, False),
@@ -29,8 +31,14 @@ POOLS = [
 ]
 
 
-def demo_config(broker_port: int, metrics_port: int, state_dir: str) -> Config:
-    shapes = [_shape(name, driver, max_kw, eff, ufr) for name, driver, max_kw, eff, ufr in POOLS]
+def demo_config(
+    broker_port: int, metrics_port: int, state_dir: str, lab_pool: tuple[str, float] | None = None
+) -> Config:
+    """`lab_pool` (name, max_kw): one more MQTT pool at 30 J/TH, for the real agent's miners."""
+    pools: list[tuple[str, str, float, float, bool]] = list(POOLS)
+    if lab_pool is not None:
+        pools.append((lab_pool[0], "mqtt", lab_pool[1], 30.0, False))
+    shapes = [_shape(name, driver, max_kw, eff, ufr) for name, driver, max_kw, eff, ufr in pools]
     tenant = TenantShape(
         "tenant-a",
         20000,
@@ -45,7 +53,7 @@ def demo_config(broker_port: int, metrics_port: int, state_dir: str) -> Config:
             "host": "127.0.0.1",
             "port": broker_port,
             "client_id": "curtaild-demo",
-            "topic_prefix": "curtaild/demo-west",
+            "topic_prefix": DEMO_PREFIX,
             "keepalive_s": 10,
         },
         "feeds": {
