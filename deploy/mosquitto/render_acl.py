@@ -62,9 +62,12 @@ def render(config: Config, accounts: Accounts, source: str) -> str:
         ),
         _block(
             "price publisher (curtaild feed-ercot or the QSE's price relay)",
-            [],
+            [
+                "Reads its own retained records back at start: `curtaild feed-ercot` takes the",
+                "broker's newest as published, so a restart neither repeats nor skips one.",
+            ],
             accounts.feed,
-            [("write", feeds.price_topic)]
+            [("readwrite", feeds.price_topic)]
             + ([("write", feeds.hashprice_topic)] if feeds.hashprice_topic else []),
         ),
         _block(

@@ -130,6 +130,13 @@ async def test_authorised_parties_reach_the_controller_over_tls(
         # The operator reads what the controller publishes, retained and live.
         plan = await site.operator.wait_json(f"{prefix}/plan")
         assert set(plan["pools"]) == {"a1", "a2", "a3", "plc1", "px"}
+        # The feed account reads its own retained record back: what `curtaild feed-ercot`
+        # does at start so that a restart neither repeats nor skips a record.
+        async with site.party(FEED) as feed:
+            await feed.publish(f"{prefix}-ercot/prices/rt", sced(20.0), retain=True)
+        async with site.party(FEED, [site.config.feeds.price_topic]) as feed:
+            retained = await feed.wait_json(f"{prefix}-ercot/prices/rt")
+        assert retained["LMP"] == 20.0
 
         # The operator's own `curtaild override`, logged in as op-jdoe with a client certificate
         # through the listener that requires one: an unsigned override (no hmac_key_file here)
