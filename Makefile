@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults backtest broker tools clean
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-decide bench-faults backtest broker tools clean
 
 all: test
 
@@ -63,7 +63,15 @@ backtest: $(STAMP)
 	$(BIN)/curtaild backtest --config config.example.toml --prices "$(SHARED_PRICES)" \
 	  --from 2024-01-10 --to 2024-01-20 --plot backtest-jan2024.png
 
-bench: $(STAMP)
+# The site-scale benchmark (issue 9): the daemon, mosquitto and simulated PDUs/agents at 10/5,
+# 100/50 and 1000/200 PDUs/pools, 20 rounds of events each, against a bare protocol floor
+# (about 15 minutes; not next to a test run). A quick run:
+#   make bench BENCH_ARGS="--sizes 10/5 --events 3 --no-write"
+BENCH_ARGS ?=
+bench: $(STAMP) tools
+	$(BIN)/python bench/bench_scale.py $(BENCH_ARGS)
+
+bench-decide: $(STAMP)
 	$(BIN)/python bench/bench_decide.py
 
 # Every fault of docs/reliability.md against the real daemon and mosquitto (about 5 minutes;
