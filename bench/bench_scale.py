@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--scrape-events", type=int, default=None, help="default: --events")
     parser.add_argument("--scrape-interval", type=float, default=0.1, help="seconds")
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy daemon logs here")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the daemon during the rounds, to here"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args()
     quiet_pymodbus_logs()
@@ -45,7 +48,14 @@ def main() -> None:
     for size in sizes:
         print(f"size {size.label} ...", file=sys.stderr, flush=True)
         result = asyncio.run(
-            run_size(size, args.events, scrape_events, args.scrape_interval, args.keep_logs)
+            run_size(
+                size,
+                args.events,
+                scrape_events,
+                args.scrape_interval,
+                args.keep_logs,
+                args.profile,
+            )
         )
         results.append(result)
         print(report([result], args.events, args.scrape_interval), flush=True)

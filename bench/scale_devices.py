@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -53,26 +53,35 @@ def pdu_specs(config: Config) -> list[PduSpec]:
     ]
 
 
-async def serve_pipe(conn: Connection, handle: Callable[[tuple[Any, ...]], Any]) -> None:
-    """Answer requests from the parent until it sends ("stop",)."""
+async def serve_pipe(
+    conn: Connection, handle: Callable[[tuple[Any, ...]], Coroutine[Any, Any, Any]]
+) -> None:
+    """Answer requests from the parent until it sends ("stop",). A thread reads the pipe (the
+    loop's own reader would make the fd non-blocking, and a large request would then tear);
+    each request is handled on the loop."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
 
-    def readable() -> None:
-        try:
-            request = conn.recv()
-        except EOFError:
-            stop.set()
-            return
-        if request[0] == "stop":
-            stop.set()
-            return
-        conn.send(handle(request))
+    def pump() -> None:
+        while True:
+            try:
+                request = conn.recv()
+            except EOFError:
+                return
+            if request[0] == "stop":
+                return
+            conn.send(asyncio.run_coroutine_threadsafe(handle(request), loop).result())
 
-    loop.add_reader(conn.fileno(), readable)
     conn.send("ready")
-    await stop.wait()
-    loop.remove_reader(conn.fileno())
+    await asyncio.to_thread(pump)
+
+
+def on_loop(
+    handle: Callable[[tuple[Any, ...]], Any],
+) -> Callable[[tuple[Any, ...]], Coroutine[Any, Any, Any]]:
+    async def run(request: tuple[Any, ...]) -> Any:
+        return handle(request)
+
+    return run
 
 
 # -- PDU shards -------------------------------------------------------------------------------
@@ -113,7 +122,7 @@ async def _pdu_shard(conn: Connection, specs: list[PduSpec], outlet_kw: Any, slo
         raise ValueError(request)
 
     try:
-        await serve_pipe(conn, handle)
+        await serve_pipe(conn, on_loop(handle))
     finally:
         for server, _port in servers:
             await server.stop()
@@ -181,7 +190,7 @@ async def _agents(conn: Connection, config: Config, outlet_kw: Any) -> None:
         raise ValueError(request)
 
     try:
-        await serve_pipe(conn, handle)
+        await serve_pipe(conn, on_loop(handle))
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(fleet.close(), 3.0)

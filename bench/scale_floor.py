@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -21,7 +22,7 @@ import aiomqtt
 import uvloop
 from pymodbus.client import AsyncModbusTcpClient
 
-from bench.scale_devices import raise_open_files
+from bench.scale_devices import raise_open_files, serve_pipe
 
 CoilWrites = list[tuple[str, int, tuple[bool, ...]]]  # (pdu, first outlet, values)
 Cmds = list[tuple[str, bytes]]  # (topic, payload)
@@ -38,8 +39,12 @@ async def _floor(conn: Connection, broker_port: int, pdu_ports: dict[str, int]) 
         for name, port in pdu_ports.items()
     }
     await asyncio.gather(*(c.connect() for c in clients.values()))
-    loop = asyncio.get_running_loop()
-    async with aiomqtt.Client("127.0.0.1", broker_port, identifier="bench-floor") as mqtt:
+    # aiomqtt warns past 10 publishes in flight: the floor has hundreds in flight on purpose.
+    quiet = logging.getLogger("bench-floor-mqtt")
+    quiet.setLevel(logging.ERROR)
+    async with aiomqtt.Client(
+        "127.0.0.1", broker_port, identifier="bench-floor", logger=quiet
+    ) as mqtt:
 
         async def fire(writes: CoilWrites, cmds: Cmds) -> tuple[float, float]:
             started = time.time()
@@ -49,15 +54,10 @@ async def _floor(conn: Connection, broker_port: int, pdu_ports: dict[str, int]) 
             )
             return started, time.time()
 
-        requests: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        loop.add_reader(conn.fileno(), lambda: requests.put_nowait(conn.recv()))
-        conn.send("ready")
-        while True:
-            request = await requests.get()
-            if request[0] != "fire":
-                break
-            conn.send(await fire(request[1], request[2]))
-        loop.remove_reader(conn.fileno())
+        async def handle(request: tuple[Any, ...]) -> tuple[float, float]:
+            return await fire(request[1], request[2])
+
+        await serve_pipe(conn, handle)
     for client in clients.values():
         with contextlib.suppress(Exception):
             client.close()

@@ -114,8 +114,32 @@ class Child:
             self.proc.join(5)
 
 
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the daemon (collapsed stacks, text) while the events run."""
+    binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(binary).exists():
+        print("py-spy not found (pip install py-spy): no profile", file=sys.stderr)
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [binary, "record", "--pid", str(pid), "--rate", "250", "--format", "raw"]
+    return subprocess.Popen(
+        [*command, "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
 async def run_size(
-    size: Size, events: int, scrape_events: int, scrape_interval_s: float, keep: Path | None
+    size: Size,
+    events: int,
+    scrape_events: int,
+    scrape_interval_s: float,
+    keep: Path | None,
+    profile: Path | None = None,
 ) -> SizeResult:
     raise_open_files()
     result = SizeResult(size)
@@ -169,6 +193,8 @@ async def run_size(
             await ev.price()
             await ev.settle()
             result.startup_s = time.monotonic() - started
+            out = None if profile is None else profile / f"daemon-{size.pdus}-{size.pools}.txt"
+            profiler = None if out is None else start_profiler(daemon.pid, out)
             for n in range(events):
                 await ev.price()
                 kw = await ev.settle()
@@ -179,6 +205,7 @@ async def run_size(
                 await ev.settle()
                 result.samples.append(await ev.trip())
                 print(f"  {size.label}: round {n + 1}/{events}", file=sys.stderr, flush=True)
+            stop_profiler(profiler)
             if scrape_events:
                 url = f"http://127.0.0.1:{metrics_port}/metrics"
                 scraper = Child(scraper_main, url, scrape_interval_s)
