@@ -32,7 +32,6 @@ GPU_LOAD = 0.9  # of firm_kw, per tenant
 @dataclass(frozen=True, slots=True)
 class PduSpec:
     name: str
-    port: int
     outlets: int
     outlet_kw: float
     outlet_pool: bool  # its outlets are a pool's load (the site meter counts them)
@@ -48,8 +47,7 @@ def raise_open_files() -> None:
 def pdu_specs(config: Config) -> list[PduSpec]:
     outlet_pool_pdus = {n for p in config.pools if p.driver == "pdu" for n in p.pdus}
     return [
-        PduSpec(p.name, p.port, p.outlets, p.outlet_kw, p.name in outlet_pool_pdus)
-        for p in config.pdus
+        PduSpec(p.name, p.outlets, p.outlet_kw, p.name in outlet_pool_pdus) for p in config.pdus
     ]
 
 
@@ -84,6 +82,12 @@ def on_loop(
     return run
 
 
+async def _listen(servers: list[tuple[LiteServer, str]]) -> dict[str, int]:
+    """Each device on a port the OS picks now (a port picked earlier and freed may have been
+    taken since by anyone's outgoing connection); the parent writes them into the config."""
+    return {name: await server.start(0) for server, name in servers}
+
+
 # -- PDU shards -------------------------------------------------------------------------------
 
 
@@ -109,12 +113,13 @@ async def _pdu_shard(conn: Connection, specs: list[PduSpec], outlet_kw: Any, slo
     for s in specs:
         pdu = LitePdu(s.name, s.outlets, s.outlet_kw, on_write=on_write)
         power_kw[s.name] = pdu.power_kw()
-        servers.append((LiteServer({1: pdu}), s.port))
+        servers.append((LiteServer({1: pdu}), s.name))
     outlet_kw[slot] = sum(power_kw[n] for n in counted)
-    for server, port in servers:
-        await server.start(port)
+    ports = await _listen(servers)
 
     def handle(request: tuple[Any, ...]) -> Any:
+        if request[0] == "ports":
+            return ports
         if request[0] == "drain":  # every write since the last drain
             out = [(w.at, w.device, w.first, w.values) for w in writes]
             writes.clear()
@@ -124,7 +129,7 @@ async def _pdu_shard(conn: Connection, specs: list[PduSpec], outlet_kw: Any, slo
     try:
         await serve_pipe(conn, on_loop(handle))
     finally:
-        for server, _port in servers:
+        for server, _name in servers:
             await server.stop()
 
 
@@ -172,13 +177,14 @@ async def _agents(conn: Connection, config: Config, outlet_kw: Any) -> None:
             meter = site = LiteMeter(m.name, site_kw, on_read=on_read)
         else:
             meter = LiteMeter(m.name, _fixed(gpu_kw[tenant_of[m.name]]))
-        servers.append((LiteServer({m.unit_id: meter}), m.port))
+        servers.append((LiteServer({m.unit_id: meter}), m.name))
     assert site is not None
-    for server, port in servers:
-        await server.start(port)
+    ports = await _listen(servers)
     fleet_task = asyncio.create_task(fleet.run())
 
     def handle(request: tuple[Any, ...]) -> Any:
+        if request[0] == "ports":
+            return ports
         if request[0] == "frequency":  # set it; the next site-meter read is the trip's instant
             site.frequency_hz = float(request[1])
             trip["pending"] = True
@@ -197,5 +203,5 @@ async def _agents(conn: Connection, config: Config, outlet_kw: Any) -> None:
         fleet_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await fleet_task
-        for server, _port in servers:
+        for server, _name in servers:
             await server.stop()

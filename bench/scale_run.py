@@ -31,8 +31,9 @@ from bench.scale_devices import agents_main, pdu_shard_main, pdu_specs, raise_op
 from bench.scale_events import Events, Probe, Sample
 from bench.scale_floor import floor_main
 from bench.scale_site import Size, scale_config
+from controller.config import Config
 from controller.config_render import render_toml
-from controller.sim.configs import free_port
+from controller.sim.configs import build_config, free_port
 
 SHARDS = 2
 CTX = mp.get_context("spawn")
@@ -146,10 +147,6 @@ async def run_size(
     workdir = Path(tempfile.mkdtemp(prefix="curtaild-scale-"))
     broker_port, metrics_port = free_port(), free_port()
     config = scale_config(size, broker_port, metrics_port, str(workdir))
-    dumped = config.model_dump(mode="python")
-    dumped["mqtt"].pop("password")
-    config_path = workdir / "curtaild.toml"
-    config_path.write_text(render_toml(dumped))
     broker = start_mosquitto(broker_port, workdir)
     specs = pdu_specs(config)
     outlet_kw = CTX.Array("d", SHARDS, lock=False)
@@ -162,6 +159,12 @@ async def run_size(
     try:
         for child in children:
             await child.ready()
+        ports: dict[str, int] = {}
+        for child in children:
+            ports.update(await child.ask(("ports",)))
+        config = with_ports(config, ports)
+        config_path = workdir / "curtaild.toml"
+        config_path.write_text(render_toml(_file_fields(config)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
         with log_path.open("wb") as log:
             daemon = subprocess.Popen(
@@ -171,7 +174,7 @@ async def run_size(
                 stderr=log,
             )
         protected = {p.name for p in config.pdus if p.protected}
-        writable = {s.name: s.port for s in specs if s.name not in protected}
+        writable = {s.name: ports[s.name] for s in specs if s.name not in protected}
         floor = Child(floor_main, broker_port, writable)
         children.append(floor)
         await floor.ready()
@@ -234,6 +237,20 @@ async def run_size(
             _keep_log(log_path, keep / f"daemon-{size.pdus}-{size.pools}.log")
         shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def _file_fields(config: Config) -> dict[str, Any]:
+    dumped = config.model_dump(mode="python")
+    dumped["mqtt"].pop("password")  # never in the file (the env or a file gives it)
+    return dumped
+
+
+def with_ports(config: Config, ports: dict[str, int]) -> Config:
+    """The config with each device on the port its simulator listens on."""
+    data = _file_fields(config)
+    for device in (*data["meters"], *data["pdus"]):
+        device["port"] = ports[device["name"]]
+    return build_config(data)
 
 
 def _keep_log(log: Path, to: Path) -> None:
