@@ -312,4 +312,3 @@ def telemetry_is_news(last: PoolTelemetry | None, new: PoolTelemetry, stale_s: f
 
 def _moved(before: float, after: float) -> bool:
     return abs(after - before) > 0.01 * max(1.0, abs(before))
-
