@@ -64,8 +64,8 @@ backtest: $(STAMP)
 	  --from 2024-01-10 --to 2024-01-20 --plot backtest-jan2024.png
 
 # The site-scale benchmark (issue 9): the daemon, mosquitto and simulated PDUs/agents at 10/5,
-# 100/50 and 1000/200 PDUs/pools, 20 rounds of events each, against a bare protocol floor
-# (about 15 minutes; not next to a test run). A quick run:
+# 100/50 and 1000/200 PDUs/pools (20 rounds of events each) and 3000/600 (5 rounds), against a
+# bare protocol floor (about 20 minutes; not next to a test run). A quick run:
 #   make bench BENCH_ARGS="--sizes 10/5 --events 3 --no-write"
 BENCH_ARGS ?=
 bench: $(STAMP) tools

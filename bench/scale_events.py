@@ -78,15 +78,17 @@ class Probe:
             elif topic.endswith("/dispatch/ack"):
                 self.acks.append((at, json.loads(payload)))
 
-    async def until(self, test: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + TIMEOUT_S
+    async def until(
+        self, test: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S
+    ) -> None:
+        deadline = time.monotonic() + timeout_s
         while True:
             self._catch_up()
             if test():
                 return
             if time.monotonic() > deadline:
                 seen = dict(Counter(states(self.plan).values()))
-                raise TimeoutError(f"no {what} within {TIMEOUT_S:.0f} s; last plan: {seen}")
+                raise TimeoutError(f"no {what} within {timeout_s:.0f} s; last plan: {seen}")
             await asyncio.sleep(0.01)
 
     async def plan_after(self, after: float, test: Callable[[Plan], bool], what: str) -> float:
@@ -140,9 +142,11 @@ class Events:
         }
         await self.client.publish("ercot/prices/sced", json.dumps(record), qos=1)
 
-    async def settle(self) -> float:
+    async def settle(self, timeout_s: float = TIMEOUT_S) -> float:
         """Every pool running, then half a second with nothing on the wire; returns mining kW."""
-        await self.probe.until(lambda: all_running(self.probe.plan), "plan with all running")
+        await self.probe.until(
+            lambda: all_running(self.probe.plan), "plan with all running", timeout_s
+        )
         await asyncio.sleep(0.5)
         await self.drain()
         return float(self.probe.plan["mining_measured_kw"])

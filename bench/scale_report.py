@@ -41,7 +41,8 @@ def detail(result: SizeResult) -> list[str]:
         (
             f"### {result.size.label} (PDUs/pools): {result.size.protected} protected, "
             f"{result.size.ufr_pdus} in ufr outlet pools; daemon RSS {result.rss_mb:.0f} MB "
-            f"(peak {result.hwm_mb:.0f} MB); all pools running {result.startup_s:.1f} s after start"
+            f"(peak {result.hwm_mb:.0f} MB); all pools running {result.startup_s:.1f} s after "
+            f"start; 1-minute load average {result.load_at_start:.2f} at start"
         ),
         "",
         (
@@ -103,11 +104,11 @@ def scaling(results: list[SizeResult]) -> list[str]:
     return lines
 
 
-def report(results: list[SizeResult], events: int, scrape_interval_s: float) -> str:
+def report(results: list[SizeResult], scrape_interval_s: float) -> str:
     scrapes = ", ".join(f"{r.size.label}: {r.scrapes} at {_f(r.scrape_ms)} ms" for r in results)
     lines = [
         (
-            f"{events} rounds per size of: an ECRS curtailing half the mining, its RECALL, "
+            "Rounds (n in each table) of: an ECRS curtailing half the mining, its RECALL, "
             "an override `limit` at half the mining, a frequency trip (59.5 Hz). Times from "
             "outside the daemon: Modbus writes as the PDU server parses them, pool cmds as a "
             "subscriber receives them (broker hop included). The floor replays each event's own "

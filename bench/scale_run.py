@@ -36,6 +36,7 @@ from controller.config_render import render_toml
 from controller.sim.configs import build_config, free_port
 
 SHARDS = 2
+STARTUP_TIMEOUT_S = 300.0
 CTX = mp.get_context("spawn")
 
 
@@ -49,6 +50,7 @@ class SizeResult:
     rss_mb: float = float("nan")
     hwm_mb: float = float("nan")
     startup_s: float = float("nan")
+    load_at_start: float = float("nan")  # 1-minute load average (a shared machine)
 
 
 def start_mosquitto(port: int, workdir: Path) -> subprocess.Popen[bytes]:
@@ -143,7 +145,7 @@ async def run_size(
     profile: Path | None = None,
 ) -> SizeResult:
     raise_open_files()
-    result = SizeResult(size)
+    result = SizeResult(size, load_at_start=os.getloadavg()[0])
     workdir = Path(tempfile.mkdtemp(prefix="curtaild-scale-"))
     broker_port, metrics_port = free_port(), free_port()
     config = scale_config(size, broker_port, metrics_port, str(workdir))
@@ -194,7 +196,7 @@ async def run_size(
             ev = Events(probe, config.feeds.dispatch_topic, ufr, drain, agents.ask, floor.ask)
             started = time.monotonic()
             await ev.price()
-            await ev.settle()
+            await ev.settle(STARTUP_TIMEOUT_S)  # thousands of connections to open first
             result.startup_s = time.monotonic() - started
             out = None if profile is None else profile / f"daemon-{size.pdus}-{size.pools}.txt"
             profiler = None if out is None else start_profiler(daemon.pid, out)
