@@ -18,6 +18,7 @@ After each event, with the site quiet, the floor replays exactly the commands th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -58,6 +59,7 @@ class Probe:
 
     client: aiomqtt.Client
     prefix: str
+    alive: Callable[[], bool] = lambda: True  # the daemon is still running
     log: list[tuple[float, str, bytes]] = field(default_factory=list)
     _parsed: int = 0
     plan: Plan = field(default_factory=dict)
@@ -65,6 +67,10 @@ class Probe:
     acks: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
 
     async def read(self) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):  # the broker stops first at the end
+            await self._read()
+
+    async def _read(self) -> None:
         async for m in self.client.messages:
             payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
             self.log.append((time.time(), m.topic.value, payload))
@@ -86,6 +92,8 @@ class Probe:
             self._catch_up()
             if test():
                 return
+            if not self.alive():
+                raise RuntimeError(f"the daemon exited while waiting for {what}")
             if time.monotonic() > deadline:
                 seen = dict(Counter(states(self.plan).values()))
                 raise TimeoutError(f"no {what} within {timeout_s:.0f} s; last plan: {seen}")

@@ -147,8 +147,8 @@ async def run_size(
     raise_open_files()
     result = SizeResult(size, load_at_start=os.getloadavg()[0])
     workdir = Path(tempfile.mkdtemp(prefix="curtaild-scale-"))
-    broker_port, metrics_port = free_port(), free_port()
-    config = scale_config(size, broker_port, metrics_port, str(workdir))
+    broker_port = free_port()
+    config = scale_config(size, broker_port, 0, str(workdir))
     broker = start_mosquitto(broker_port, workdir)
     specs = pdu_specs(config)
     outlet_kw = CTX.Array("d", SHARDS, lock=False)
@@ -164,7 +164,9 @@ async def run_size(
         ports: dict[str, int] = {}
         for child in children:
             ports.update(await child.ask(("ports",)))
-        config = with_ports(config, ports)
+        # Picked after the devices took theirs: a port freed earlier can go to a device's listener.
+        metrics_port = next(p for p in iter(free_port, 0) if p not in ports.values())
+        config = with_ports(config, ports, metrics_port)
         config_path = workdir / "curtaild.toml"
         config_path.write_text(render_toml(_file_fields(config)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_")}
@@ -185,7 +187,9 @@ async def run_size(
             await client.subscribe(
                 [(f"{prefix}/pools/+/cmd", 0), (f"{prefix}/dispatch/ack", 0), (f"{prefix}/plan", 0)]
             )
-            probe = Probe(client, prefix)
+            probe = Probe(
+                client, prefix, alive=lambda: daemon is not None and daemon.poll() is None
+            )
             reader = asyncio.create_task(probe.read())
 
             async def drain() -> list[tuple[float, str, int, tuple[bool, ...]]]:
@@ -247,9 +251,10 @@ def _file_fields(config: Config) -> dict[str, Any]:
     return dumped
 
 
-def with_ports(config: Config, ports: dict[str, int]) -> Config:
+def with_ports(config: Config, ports: dict[str, int], metrics_port: int) -> Config:
     """The config with each device on the port its simulator listens on."""
     data = _file_fields(config)
+    data["metrics"]["listen"] = f"127.0.0.1:{metrics_port}"
     for device in (*data["meters"], *data["pdus"]):
         device["port"] = ports[device["name"]]
     return build_config(data)
