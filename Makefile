@@ -7,7 +7,7 @@ SCHEMA_CHECK := deploy/grafana/schema-check
 SHARED_PRICES ?= ../shared/data/ercot/np6-905-cd_rt_spp_hubs_jan2022-2025.csv
 VALUE_STACK ?= ../shared/data/ercot/value-stack
 
-.PHONY: all venv test lint typecheck unit fuzz demo bench bench-faults bench-agent backtest value broker tools clean deploy-check
+.PHONY: all venv test lint typecheck unit fuzz demo bench bench-decide bench-faults bench-agent backtest value broker tools clean deploy-check
 
 all: test
 
@@ -94,7 +94,15 @@ value: $(STAMP)
 	  --load "$(VALUE_STACK)/ercot_NP6-346-CD_actual_load_by_forecast_zone_hourly_2021_2025.csv" \
 	  --plot value-2024-2025.png
 
-bench: $(STAMP)
+# The site-scale benchmark (issue 9): the daemon, mosquitto and simulated PDUs/agents at 10/5,
+# 100/50 and 1000/200 PDUs/pools (20 rounds of events each) and 3000/600 (5 rounds), against a
+# bare protocol floor (about 20 minutes; not next to a test run). A quick run:
+#   make bench BENCH_ARGS="--sizes 10/5 --events 3 --no-write"
+BENCH_ARGS ?=
+bench: $(STAMP) tools
+	$(BIN)/python bench/bench_scale.py $(BENCH_ARGS)
+
+bench-decide: $(STAMP)
 	$(BIN)/python bench/bench_decide.py
 
 # Every fault of docs/reliability.md against the real daemon and mosquitto (about 5 minutes;

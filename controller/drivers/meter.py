@@ -3,7 +3,9 @@
 `read_all` is what the poll loop calls: both floats in one input-register request when they lie
 within one request's reach (always so for the default profile, registers 0-3), plus one discrete
 input request. They run one after the other: the shared endpoint serialises them on the wire
-anyway, and sequential code reports the first failure as a plain DeviceError.
+anyway, and sequential code reports the first failure as a plain DeviceError. The discrete
+input goes first: the frequency that trips `ufr` pools (I11) is then acted on as soon as its
+reply is in, not one more round trip later.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class MeterDriver:
         return bit
 
     async def read_all(self) -> MeterSample:
-        power_kw, frequency_hz = await self._read_both_floats()
         islanded = await self.read_islanded()
+        power_kw, frequency_hz = await self._read_both_floats()
         return MeterSample(power_kw=power_kw, frequency_hz=frequency_hz, islanded=islanded)
 
     async def _read_both_floats(self) -> tuple[float, float]:

@@ -79,6 +79,11 @@ class PduDriver:
         """Last commanded or observed state per outlet; None when unknown."""
         return tuple(self._known)
 
+    def shows(self, states: Sequence[bool]) -> bool:
+        """Every outlet is known to be as `states` asks, and no request is in flight that could
+        change what is known: `set_outlets(states)` would write nothing."""
+        return not self._lock.locked() and self._known == list(states)
+
     def forget_outlets(self) -> None:
         """Make every outlet unknown, so the next set_outlets writes them all."""
         self._known = [None] * self.cfg.outlets

@@ -222,11 +222,21 @@ class Inputs:
 
     # -- readings (pollers and pool drivers) -------------------------------------------------
 
-    def pool_telemetry(self, name: str, telemetry: PoolTelemetry, *, wake: bool = True) -> None:
-        """A pool's report (PoolSink): from its driver's poll or its agent's message."""
+    def pool_telemetry(
+        self, name: str, telemetry: PoolTelemetry, *, wake: bool | None = None
+    ) -> None:
+        """A pool's report (PoolSink): from its driver's poll or its agent's message.
+
+        It wakes the loop (`wake=None`) only when it is news to decide(): agents repeat their
+        state every few seconds, and at a few hundred pools a decision per repeat kept the
+        loop busy back to back, so a dispatch waited behind decisions that changed nothing
+        (bench/bench_scale.py). A repeat is still stored: its freshness counts at the tick."""
+        last = self.pools.get(name)
         self.pools[name] = telemetry
         if name in self._reporting_pools:
             self.feed_seen_at["pool_state"] = telemetry.at
+        if wake is None:
+            wake = telemetry_is_news(last, telemetry, self.config.control.pool_stale_s)
         if wake:
             self.notify("pool")
 
@@ -285,3 +295,20 @@ def _feed_of(topic: str, t: Topics) -> str:
     if t.hashprice and topic_matches(t.hashprice, topic):
         return "hashprice"
     return "price"
+
+
+def telemetry_is_news(last: PoolTelemetry | None, new: PoolTelemetry, stale_s: float) -> bool:
+    """Whether a pool report can change a decision: the first one, a new applied seq, a change
+    of reachability, power or available power moved by more than 1%, or one that ends a
+    silence long enough to have made the pool stale."""
+    if last is None or last.applied_seq != new.applied_seq or last.online != new.online:
+        return True
+    if _moved(last.power_kw, new.power_kw) or new.at - last.at >= stale_s:
+        return True
+    if last.available_kw is None or new.available_kw is None:
+        return last.available_kw != new.available_kw
+    return _moved(last.available_kw, new.available_kw)
+
+
+def _moved(before: float, after: float) -> bool:
+    return abs(after - before) > 0.01 * max(1.0, abs(before))

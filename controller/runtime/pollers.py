@@ -141,16 +141,7 @@ class Pollers:
             await asyncio.sleep(PDU_WATCH_S)
 
     def _store(self, name: str, telemetry: PoolTelemetry) -> None:
-        last = self.inputs.pools.get(name)
-        if (
-            last is None
-            or last.applied_seq != telemetry.applied_seq
-            or not last.online
-            or abs(last.power_kw - telemetry.power_kw) > 0.01 * max(1.0, last.power_kw)
-        ):
-            self.inputs.pool_telemetry(name, telemetry)
-        else:
-            self.inputs.pool_telemetry(name, telemetry, wake=False)
+        self.inputs.pool_telemetry(name, telemetry)  # wakes the loop only when it is news
 
 
 def _offline(last: PoolTelemetry, now: float) -> PoolTelemetry:

@@ -207,3 +207,30 @@ async def test_cancelled_request_cannot_poison_the_next(
     assert await endpoint.read_input_float32s(2, 1, unit_id=1) == [60.0]
     await asyncio.sleep(0.15)  # the stalled reply is now sent into a closed connection
     assert await endpoint.read_input_float32s(0, 1, unit_id=1) == [2.0]
+
+
+async def test_a_write_to_a_closed_transport_reconnects(
+    site: SimModbusSite, endpoints: EndpointPool
+) -> None:
+    # uvloop raises RuntimeError when pymodbus writes to a transport that closed under it;
+    # the endpoint must treat it as a lost connection (and reconnect), not fail for good.
+    meter = site.add(SimMeter(power_kw=1.0))
+    await site.start()
+    endpoint = endpoints.get("127.0.0.1", meter.port)
+    assert await endpoint.read_input_float32s(0, 1, unit_id=1) == [1.0]
+
+    async def closed_handler(_client: object) -> object:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; the "
+                           "handler is closed")  # fmt: skip
+
+    with pytest.raises(DeviceError, match="handler is closed") as info:
+        await endpoint._call("read_input_registers", closed_handler)  # type: ignore[arg-type]
+    assert info.value.transient
+    assert not endpoint.connected
+    assert await endpoint.read_input_float32s(0, 1, unit_id=1) == [1.0]  # reconnected
+
+    async def bug(_client: object) -> object:
+        raise RuntimeError("something else")
+
+    with pytest.raises(RuntimeError, match="something else"):
+        await endpoint._call("read_input_registers", bug)  # type: ignore[arg-type]

@@ -150,3 +150,25 @@ def test_outlet_group_leaves_protected_pdus_out() -> None:
     group.want(0)
     assert not group.pending
     endpoints.close()
+
+
+async def test_a_recommand_writes_outlets_only_where_the_pdu_differs(
+    site: SimModbusSite, endpoints: EndpointPool
+) -> None:
+    sim = site.add(SimPdu(8, 3.5))
+    await site.start()
+    pool, pdu = build("mqtt", sim.port, endpoints, RecordingSink(), [])
+    pool.plan(cmd(1, 20.0))
+    await pool.send(Log())  # learns the outlets (all on): nothing to write
+    assert sim.coil_write_requests == []
+    requests = len(sim.requests)
+    pool.plan(cmd(2, 10.0))  # re-commanded, outlets still wanted on and known on
+    await pool.send(Log())
+    assert len(sim.requests) == requests  # not even a read: nothing went to the PDU
+    assert not pool.pending
+    sim.set_outlet(5, False)  # switched off by hand ...
+    await pdu.read_outlets()  # ... and seen by the watcher
+    pool.plan(cmd(3, 20.0))
+    await pool.send(Log())
+    assert sim.coil_write_requests == [(5, [True])]  # the next command restores it
+    assert sim.outlets_on == [True] * 8

@@ -74,3 +74,29 @@ def test_every_feed_that_delivers_refreshes_its_age() -> None:
            "issued_at": iso(clock.now), "nonce": "n-1"}  # fmt: skip
     inputs.on_message(f"{prefix}/override/set", json.dumps(doc).encode(), False)
     assert inputs.feed_seen_at["override"] == clock.now
+
+
+def test_a_pool_report_wakes_the_loop_only_when_it_is_news() -> None:
+    # Agents repeat their state every few seconds: a repeat must not cost a decision.
+    clock = FakeClock()
+    inputs = _inputs(clock)
+    stale_s = inputs.config.control.pool_stale_s
+
+    def woke(telemetry: PoolTelemetry) -> bool:
+        inputs.take_trigger()
+        inputs.pool_telemetry("eff", telemetry)
+        return inputs.wake.is_set()
+
+    t = clock.now
+    assert woke(PoolTelemetry(5000.0, 6000.0, True, 3, t))  # the first report
+    assert not woke(PoolTelemetry(5000.0, 6000.0, True, 3, t + 2))  # a repeat
+    assert not woke(PoolTelemetry(5040.0, 6000.0, True, 3, t + 4))  # within 1%
+    assert inputs.pools["eff"].power_kw == 5040.0  # stored all the same
+    assert woke(PoolTelemetry(5040.0, 6000.0, True, 4, t + 6))  # a command applied
+    assert woke(PoolTelemetry(2000.0, 6000.0, True, 4, t + 8))  # power moved
+    assert woke(PoolTelemetry(2000.0, 3000.0, True, 4, t + 10))  # available moved
+    assert woke(PoolTelemetry(2000.0, 3000.0, False, 4, t + 12))  # went offline
+    assert woke(PoolTelemetry(2000.0, 3000.0, False, 4, t + 12 + stale_s))  # after a silence
+    inputs.take_trigger()
+    inputs.pool_telemetry("eff", PoolTelemetry(2000.0, 3000.0, False, 4, t + 99), wake=True)
+    assert inputs.wake.is_set()  # a caller may still insist
