@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from controller.core.allocate import round_to_outlets
 from controller.core.site import PoolSpec
-from controller.core.state import NEVER, PoolState
+from controller.core.state import NEVER, PoolState, new_pool_state
 from controller.model import PoolTelemetry
 
 _EPS_KW = 1e-6
@@ -130,22 +130,22 @@ def advance(
     if cut and outlets_on is not None:
         outlets_on = 0
     state = _label(target_kw, tripped, unreachable, ramp_limited, confirmed, escalated_at, faulted)
-    candidate = PoolState(
-        target_kw=target_kw,
-        seq=seq,
-        on=on,
-        changed_at=changed_at,
-        target_at=target_at,
-        lowering=lowering,
-        confirmed=confirmed,
-        escalated_at=escalated_at,
-        faulted=faulted,
-        cut=cut,
-        tripped=tripped,
-        outlets_on=outlets_on,
-        reason=reason,
-        state=state,
-        blind=blind,
+    candidate = new_pool_state(
+        target_kw,
+        seq,
+        on,
+        changed_at,
+        target_at,
+        lowering,
+        confirmed,
+        escalated_at,
+        faulted,
+        cut,
+        tripped,
+        outlets_on,
+        reason,
+        state,
+        blind,
     )
     if seq != ps.seq or target_kw != ps.target_kw or state != ps.state:
         return candidate  # changed for sure: skip the field-by-field comparison
