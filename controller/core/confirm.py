@@ -81,7 +81,8 @@ def advance(
     seq, target_at, lowering = ps.seq, ps.target_at, ps.lowering
     confirmed, escalated_at, faulted, cut = ps.confirmed, ps.escalated_at, ps.faulted, ps.cut
     on, changed_at, blind = ps.on, ps.changed_at, ps.blind
-    moved = abs(target_kw - ps.target_kw) > _EPS_KW
+    delta_kw = target_kw - ps.target_kw  # abs() spelt out: a builtin call per changed pool
+    moved = delta_kw > _EPS_KW or delta_kw < -_EPS_KW
     # Drift: above a target it was confirmed at (or was being raised to). A lowering still
     # pending is not drift: its own timer runs.
     drift = climbing and not moved and (confirmed or not lowering)
@@ -113,10 +114,10 @@ def advance(
         confirmed = _confirmed(spec, target_kw, lowering, seq, escalated_at, t)
         if confirmed:
             faulted = False
-    # A hard-cut path exists for a setpoint pool behind PDUs; an outlet pool's own command is
-    # already its outlets, so a cut would change nothing: it goes straight to faulted.
-    cuttable = spec.has_pdus and spec.outlet_steps_kw is None
     if not confirmed and lowering:
+        # A hard-cut path exists for a setpoint pool behind PDUs; an outlet pool's own command
+        # is already its outlets, so a cut would change nothing: it goes straight to faulted.
+        cuttable = spec.has_pdus and spec.outlet_steps_kw is None
         if unreachable and escalated_at is None and cuttable:
             escalated_at, cut = now, True  # no agent to tell: cut at once (CONTRACT 7)
         elif escalated_at is None and now - target_at >= ctx.confirm_timeout_s:

@@ -35,7 +35,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import attrgetter
+from functools import partial
+from itertools import chain, repeat
+from operator import add, attrgetter, is_not, lt, ne
 
 from controller.core.site import SiteModel
 from controller.core.state import PoolState
@@ -46,6 +48,9 @@ from controller.model import PoolTelemetry
 # What the totals and the walk read of a pool's report, `at` aside (staleness is judged apart).
 _FIGURES = attrgetter("power_kw", "available_kw", "online", "applied_seq")
 _AT = attrgetter("at")
+_CHANGED_AT = attrgetter("changed_at")
+_TARGET_AT = attrgetter("target_at")
+_ESCALATED_AT = attrgetter("escalated_at")
 # A timer's turn is computed as x + t, the rules compare now - x with t: both round (to 2e-7 s
 # around today's epoch), so the memo stops this long before a turn.
 _ROUNDING_S = 1e-3
@@ -55,15 +60,21 @@ Figures = tuple[float, float | None, bool, int]
 
 @dataclass(slots=True)
 class SteadyWalk:
-    """A decision whose walk changed no pool record, and what it was computed from."""
+    """A decision whose walk changed no pool record, and what it was computed from.
+
+    What costs O(pools) is left to the first decision that can use it: on a site whose reports
+    change at every decision (power wanders), the memo is made every time and never used, and
+    must cost next to nothing then.
+    """
 
     pools: dict[str, PoolState]  # its walk's output: the next decision's input, by identity
-    figures: list[Figures]  # every pool's telemetry figures, in config order
+    reports: tuple[PoolTelemetry, ...]  # every pool's report, in config order
     totals: PoolTotals
     inputs: WalkInputs
     result: WalkResult
     since: float  # the `now` it was made at
-    until: float  # the earliest timer turn, less the rounding margin
+    figures: list[Figures] | None = None  # of `reports`, once a decision has compared them
+    until: float | None = None  # the earliest timer turn less the margin, once needed
 
 
 def lookup(
@@ -75,22 +86,28 @@ def lookup(
     """The site's steady walk when these records and this telemetry are what it was made from
     and no timer has turned since; None otherwise (the full walk runs)."""
     memo = site.memo.walk
-    if memo is None or pools is not memo.pools or not memo.since <= now < memo.until:
+    if memo is None or pools is not memo.pools or not memo.since <= now:
         return None
     try:
         reports = site.reports_of(telemetry)
         own = site.self_reports_of(telemetry)
     except KeyError:  # a pool has not reported
         return None
-    if list(map(_FIGURES, reports)) != memo.figures:
+    # Stops at the first report that differs: most misses cost one or two pools.
+    figures = memo.figures if memo.figures is not None else map(_FIGURES, memo.reports)
+    if any(map(ne, map(_FIGURES, reports), figures)):
         return None
+    if memo.figures is None:
+        memo.figures = list(map(_FIGURES, reports))
     if own:
         # min() is the oldest report, or NaN when the first one's `at` is NaN: then no
         # comparison holds and the full walk judges it.
         oldest = min(map(_AT, own))
         if not now - oldest <= site.pool_stale_s:
             return None
-    return memo
+    if memo.until is None:
+        memo.until = _until(site, memo.pools, memo.since)
+    return memo if now < memo.until else None
 
 
 def same_inputs(memo: SteadyWalk, inputs: WalkInputs) -> bool:
@@ -111,21 +128,26 @@ def remember(
         return
     if not totals.complete:
         return
+    reports = site.reports_of(telemetry)
+    site.memo.walk = SteadyWalk(result.pools, reports, totals, inputs, result, now)
+
+
+def _until(site: SiteModel, pools: dict[str, PoolState], since: float) -> float:
+    """The earliest turn after `since` of any record's timer, less the rounding margin.
+
+    A turn at or before `since - margin` has happened for every later `now`; NaN timestamps
+    never turn (every comparison with them is false), and the filter drops them.
+    """
     config = site.config
     economics, timeout_s = config.economics, config.control.confirm_timeout_s
-    min_run_s, min_curtail_s = economics.min_run_s, economics.min_curtail_s
-    horizon = now - _ROUNDING_S  # a turn at or before this has happened for every later now
-    until = math.inf
-    for ps in result.pools.values():
-        turns = (ps.changed_at + min_run_s, ps.changed_at + min_curtail_s, ps.target_at + timeout_s)
-        for turn in turns:
-            if horizon < turn < until:
-                until = turn
-        if ps.escalated_at is not None:
-            turn = ps.escalated_at + timeout_s
-            if horizon < turn < until:
-                until = turn
-    figures = list(map(_FIGURES, site.reports_of(telemetry)))
-    site.memo.walk = SteadyWalk(
-        result.pools, figures, totals, inputs, result, now, until - _ROUNDING_S
+    records = pools.values()
+    changed_at = list(map(_CHANGED_AT, records))
+    escalated_at = list(filter(partial(is_not, None), map(_ESCALATED_AT, records)))
+    turns = chain(
+        map(add, changed_at, repeat(economics.min_run_s)),
+        map(add, changed_at, repeat(economics.min_curtail_s)),
+        map(add, map(_TARGET_AT, records), repeat(timeout_s)),
+        map(add, escalated_at, repeat(timeout_s)),
     )
+    ahead = filter(partial(lt, since - _ROUNDING_S), turns)  # C loops: O(pools), once
+    return min(ahead, default=math.inf) - _ROUNDING_S

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import pickle
+from typing import cast
 
 import pytest
 
@@ -33,6 +35,8 @@ def test_built_record_is_a_pool_state_in_every_respect(values: tuple[object, ...
         built.seq = 1  # type: ignore[misc]
 
 
-def test_parameters_follow_the_fields() -> None:
+def test_parameters_and_slots_follow_the_fields() -> None:
     names = [f.name for f in dataclasses.fields(PoolState)]
-    assert list(new_pool_state.__annotations__)[: len(names)] == names
+    built_by = cast(type, new_pool_state)
+    assert list(inspect.signature(built_by).parameters) == names
+    assert built_by.__slots__ == PoolState.__slots__ == tuple(names)  # type: ignore[attr-defined]
