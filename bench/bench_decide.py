@@ -6,7 +6,10 @@ PDU, a site meter, fresh prices, and one active ECRS deployment that binds (10% 
 site's capacity below its level at receipt).
 
 - steady: telemetry follows the last plan exactly and the price does not move; the decision
-  changes nothing (the common case on every tick).
+  changes nothing (the common case on every tick). decide() reuses its last walk (core/memo.py).
+- jitter: steady, but every running pool's reported power wanders by 0.01 kW at every decision
+  (inside the confirm tolerance), as real miners' does: the decision still changes nothing, but
+  the memo never applies (the worst case for it: made at every decision, used at none).
 - price-step: the price alternates between 20 and 150 $/MWh on every decision (no dwell, no
   ramp limit), so most pools switch on or off each time (the worst case for allocation).
 
@@ -148,8 +151,19 @@ def steady(site: Site, i: int) -> None:
     del site, i  # telemetry follows the plan; nothing else moves
 
 
+def jitter(site: Site, i: int) -> None:
+    offset_kw = 0.01 if i % 2 == 0 else -0.01
+    power_kw = site.plant.power_kw
+    for name, kw in power_kw.items():
+        if kw > 0.0:
+            power_kw[name] = kw + offset_kw
+
+
 def price_step(site: Site, i: int) -> None:
     site.price_usd_per_mwh = 150.0 if i % 2 == 0 else 20.0
+
+
+MUTATIONS = {"steady": steady, "jitter": jitter, "price-step": price_step}
 
 
 @dataclass(frozen=True)
@@ -171,7 +185,7 @@ def percentile(sorted_ns: list[int], q: float) -> float:
 def run_case(n_pools: int, regime: str, iterations: int, warmup: int) -> Row:
     stepping = regime == "price-step"
     site = prepare(n_pools, price_step=stepping)
-    times, changed = measure(site, iterations, warmup, price_step if stepping else steady)
+    times, changed = measure(site, iterations, warmup, MUTATIONS[regime])
     times.sort()
     return Row(
         pools=n_pools,
@@ -221,10 +235,8 @@ def write_results(rows: list[Row], command: str, load_1m: float) -> None:
 
 def profile(n_pools: int, iterations: int = 200) -> None:
     """Print where decide() spends its time on an n-pool site, per regime (cProfile)."""
-    for regime in ("steady", "price-step"):
-        stepping = regime == "price-step"
-        site = prepare(n_pools, price_step=stepping)
-        mutate = price_step if stepping else steady
+    for regime, mutate in MUTATIONS.items():
+        site = prepare(n_pools, price_step=regime == "price-step")
         profiler = cProfile.Profile()
         for i in range(iterations):
             site.plant.now += 1.0
@@ -248,7 +260,7 @@ def main() -> None:
     plan = [(10, 2000), (100, 2000), (1000, 1000)]
     rows: list[Row] = []
     for n_pools, iterations in plan:
-        for regime in ("steady", "price-step"):
+        for regime in MUTATIONS:
             row = run_case(n_pools, regime, iterations // scale, warmup=200 // scale)
             rows.append(row)
             print(
