@@ -234,13 +234,16 @@ ANALYSIS = """\
 and one comparison of every pool's telemetry figures in C loops. `jitter` is what a real
 site's wandering power readings do to that memo: it never applies, and the decision costs
 the full walk (the memo's own cost there is one C call and a comparison that stops at the
-first differing pool). In `price-step` every pool's record is rebuilt at every decision: about
+first differing pool); a memo that tolerates readings moving inside the thresholds the walk
+compares them with (confirm tolerance, drift, room for raises) would cover it, at the price of
+a proof per threshold. In `price-step` every pool's record is rebuilt at every decision: about
 3 µs of interpreted work per switching pool (advance about half of the walk, the walk's loop a
 quarter, price/allocation/reason a sixth, the totals pass a tenth of decide()), against a
-1 µs-per-pool budget at 1,000 pools. Pure-Python micro-work will not close a 3-5x gap; what
-would: compiling the per-pool core (core/walk, confirm, allocate, totals: already mypy-strict)
-with mypyc or Cython, or columnar pool state (arrays of targets, seqs, timers) with records
-built only for the pools a driver must be told about."""
+1 µs-per-pool budget at 1,000 pools: a 3x gap in the median, more at p99 (on this shared
+machine the tail is mostly other processes: see the max column). Pure-Python micro-work will
+not close it; what would: compiling the per-pool core (core/walk, confirm, allocate, totals:
+already mypy-strict) with mypyc or Cython, or columnar pool state (arrays of targets, seqs,
+timers) with records built only for the pools a driver must be told about."""
 
 
 def write_results(rows: list[Row], command: str, load_1m: float) -> None:
