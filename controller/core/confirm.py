@@ -170,7 +170,11 @@ def _confirmed(
         # Outlet-switched pool: targets are nominal outlet ratings and miners draw less; a raise
         # is done once the outlets are energised as commanded.
         return t.applied_seq >= seq
-    reachable_kw = target_kw if t.available_kw is None else min(target_kw, t.available_kw)
+    # min(target_kw, available_kw) spelt out (a builtin call per confirming pool), NaN included
+    available_kw = t.available_kw
+    reachable_kw = (
+        available_kw if available_kw is not None and available_kw < target_kw else target_kw
+    )
     return t.applied_seq >= seq and t.power_kw >= reachable_kw - tol
 
 

@@ -94,9 +94,10 @@ class SiteModel:
     static_max_kw: tuple[float, ...]
     # For the steady check (memo.py): every pool's report, and those of the pools that report on
     # their own (stale after pool_stale_s), each fetched in one C call rather than a loop.
-    reports_of: ReportsOf
-    self_reports_of: ReportsOf
-    pool_stale_s: float
+    # Derived from the fields above, and getters compare by identity: left out of equality.
+    reports_of: ReportsOf = field(compare=False, repr=False)
+    self_reports_of: ReportsOf = field(compare=False, repr=False)
+    pool_stale_s: float = field(compare=False)
     memo: MemoSlot = field(default_factory=MemoSlot, compare=False, repr=False)
 
     def merit_order(self, hashprice_usd_per_ph_day: float) -> tuple[PoolSpec, ...]:

@@ -106,10 +106,12 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
             if nps.blind:
                 blind.append(name)
             continue  # its load is in faulted_kw already
-        available_kw = spec.max_kw
         # Outlet pools are sized by the cap alone: their outlets bound what they can draw.
-        if t is not None and t.available_kw is not None and spec.outlet_steps_kw is None:
-            available_kw = min(available_kw, t.available_kw)
+        # min(max_kw, reported) spelt out (a builtin call per pool): NaN keeps max_kw, as min().
+        reported_kw = t.available_kw if t is not None and spec.outlet_steps_kw is None else None
+        available_kw = (
+            reported_kw if reported_kw is not None and reported_kw < spec.max_kw else spec.max_kw
+        )
         target_kw, outlets_on, cap_limited, ramp_limited = allocate_pool(
             spec, wants, available_kw, ps.target_kw, ps.outlets_on, budget, hold=t is None
         )
