@@ -66,7 +66,8 @@ def allocate_pool(
 def round_to_outlets(steps_kw: tuple[float, ...], target_kw: float) -> tuple[float, int]:
     """The largest whole-outlet load at or under target: fewest outlets off (CONTRACT 7)."""
     count = bisect_right(steps_kw, target_kw + _EPS_KW) - 1
-    count = max(0, count)
+    if count < 0:  # below the first step (not max(): this runs for every outlet pool that moves)
+        return steps_kw[0], 0
     return steps_kw[count], count
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from controller.core.allocate import round_to_outlets
 from controller.core.site import PoolSpec
-from controller.core.state import NEVER, PoolState
+from controller.core.state import NEVER, PoolState, new_pool_state
 from controller.model import PoolTelemetry
 
 _EPS_KW = 1e-6
@@ -81,7 +81,8 @@ def advance(
     seq, target_at, lowering = ps.seq, ps.target_at, ps.lowering
     confirmed, escalated_at, faulted, cut = ps.confirmed, ps.escalated_at, ps.faulted, ps.cut
     on, changed_at, blind = ps.on, ps.changed_at, ps.blind
-    moved = abs(target_kw - ps.target_kw) > _EPS_KW
+    delta_kw = target_kw - ps.target_kw  # abs() spelt out: a builtin call per changed pool
+    moved = delta_kw > _EPS_KW or delta_kw < -_EPS_KW
     # Drift: above a target it was confirmed at (or was being raised to). A lowering still
     # pending is not drift: its own timer runs.
     drift = climbing and not moved and (confirmed or not lowering)
@@ -113,10 +114,10 @@ def advance(
         confirmed = _confirmed(spec, target_kw, lowering, seq, escalated_at, t)
         if confirmed:
             faulted = False
-    # A hard-cut path exists for a setpoint pool behind PDUs; an outlet pool's own command is
-    # already its outlets, so a cut would change nothing: it goes straight to faulted.
-    cuttable = spec.has_pdus and spec.outlet_steps_kw is None
     if not confirmed and lowering:
+        # A hard-cut path exists for a setpoint pool behind PDUs; an outlet pool's own command
+        # is already its outlets, so a cut would change nothing: it goes straight to faulted.
+        cuttable = spec.has_pdus and spec.outlet_steps_kw is None
         if unreachable and escalated_at is None and cuttable:
             escalated_at, cut = now, True  # no agent to tell: cut at once (CONTRACT 7)
         elif escalated_at is None and now - target_at >= ctx.confirm_timeout_s:
@@ -130,22 +131,22 @@ def advance(
     if cut and outlets_on is not None:
         outlets_on = 0
     state = _label(target_kw, tripped, unreachable, ramp_limited, confirmed, escalated_at, faulted)
-    candidate = PoolState(
-        target_kw=target_kw,
-        seq=seq,
-        on=on,
-        changed_at=changed_at,
-        target_at=target_at,
-        lowering=lowering,
-        confirmed=confirmed,
-        escalated_at=escalated_at,
-        faulted=faulted,
-        cut=cut,
-        tripped=tripped,
-        outlets_on=outlets_on,
-        reason=reason,
-        state=state,
-        blind=blind,
+    candidate = new_pool_state(
+        target_kw,
+        seq,
+        on,
+        changed_at,
+        target_at,
+        lowering,
+        confirmed,
+        escalated_at,
+        faulted,
+        cut,
+        tripped,
+        outlets_on,
+        reason,
+        state,
+        blind,
     )
     if seq != ps.seq or target_kw != ps.target_kw or state != ps.state:
         return candidate  # changed for sure: skip the field-by-field comparison
@@ -169,7 +170,11 @@ def _confirmed(
         # Outlet-switched pool: targets are nominal outlet ratings and miners draw less; a raise
         # is done once the outlets are energised as commanded.
         return t.applied_seq >= seq
-    reachable_kw = target_kw if t.available_kw is None else min(target_kw, t.available_kw)
+    # min(target_kw, available_kw) spelt out (a builtin call per confirming pool), NaN included
+    available_kw = t.available_kw
+    reachable_kw = (
+        available_kw if available_kw is not None and available_kw < target_kw else target_kw
+    )
     return t.applied_seq >= seq and t.power_kw >= reachable_kw - tol
 
 

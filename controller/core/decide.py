@@ -17,13 +17,14 @@ narrowing or failsafe:
 The walk then allocates the cap to the pools in merit order, lets raises only into
 measured-free room, and `advance` turns each target into the pool's next command state. The
 plan is checked once more before it leaves (`clamp.check_plan`: a violation raises, never
-commands). No clock, no I/O, no logging: `now`, the snapshot and the compiled site are all
-there is.
+commands). When the walk's inputs are what they were at its last fixed point (no record
+changed), its totals and result are reused instead (`memo`: exact, see there). No clock, no
+I/O, no logging: `now`, the snapshot and the compiled site (with that memo) are all there is.
 """
 
 from __future__ import annotations
 
-from controller.core import seed
+from controller.core import memo, seed
 from controller.core.clamp import check_plan
 from controller.core.confirm import ConfirmContext
 from controller.core.plan import Decision, Plan, Snapshot
@@ -38,7 +39,12 @@ from controller.model import OverrideRequest
 def decide(snap: Snapshot, state: ControllerState, now: float, site: SiteModel) -> Decision:
     config = site.config
     pools = seed.pools_for(site, state, snap)
-    totals = pool_totals(site, pools, snap, state.started_at, now)
+    steady = memo.lookup(site, pools, snap.pools, now)
+    totals = (
+        steady.totals
+        if steady is not None
+        else pool_totals(site, pools, snap, state.started_at, now)
+    )
 
     safe = envelope.stage(UNBOUNDED, site, snap, totals, state.aux_estimate_kw, now)
     env = safe.envelope
@@ -54,7 +60,10 @@ def decide(snap: Snapshot, state: ControllerState, now: float, site: SiteModel) 
     cap, trip = priced.cap, freq.trip
     never_raise = safe.never_raise or obliged.never_raise or priced.never_raise
     inputs = _walk_inputs(site, snap, state, totals, priced, trip.active, never_raise, now)
-    result = walk(pools, snap, inputs)
+    if steady is not None and memo.same_inputs(steady, inputs):
+        result = steady.result
+    else:
+        steady, result = None, walk(pools, snap, inputs)
     binding = cap.binding
     if result.cap_left_kw > 0 and result.target_total_kw < cap.kw:
         binding = "frequency" if trip.active else "price"
@@ -62,7 +71,9 @@ def decide(snap: Snapshot, state: ControllerState, now: float, site: SiteModel) 
     next_state = _next_state(state, result, obliged, overridden.current, trip, env.aux_kw, now)
     failsafe = frozenset(safe.failsafe + obliged.failsafe + priced.failsafe)
     plan = _plan(snap, priced, binding, env, totals, result, failsafe, now)
-    check_plan(plan, site)
+    if steady is None:  # the memo's plan was checked with these same pools and cap
+        check_plan(plan, site)
+        memo.remember(site, snap.pools, totals, inputs, result, now)
     reasons = safe.reasons + obliged.reasons + overridden.reasons + freq.reasons + priced.reasons
     changed = (
         result.changed

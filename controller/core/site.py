@@ -3,17 +3,32 @@
 `decide()` runs on every event; everything that depends only on the config (breakeven factors,
 merit order, outlet layout, tenant meters) is computed here once. The caller compiles at load
 and at each reload and passes the `SiteModel` to `decide()`, which reads its settings from
-`site.config`: no cache, no hidden state. What depends on the live hashprice (breakevens, and
-the merit order of a site with strike pools) is computed when it is needed.
+`site.config`. What depends on the live hashprice (breakevens, and the merit order of a site
+with strike pools) is computed when it is needed.
+
+One thing here is not static: `memo`, the last steady walk (controller/core/memo.py). It lives
+with the compiled site because it is only valid for this site's pools and settings (a reload
+compiles a new site, and so starts without one), and it changes no decision: it is used only
+when every input the walk reads is what it was (memo.py says why that is exact).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from itertools import accumulate
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from controller.config import Config
 from controller.drivers.kinds import pool_kind
+from controller.model import PoolTelemetry
+
+if TYPE_CHECKING:
+    from controller.core.memo import SteadyWalk
+
+# Every named pool's telemetry in one C call (KeyError when one is missing).
+ReportsOf = Callable[[Mapping[str, PoolTelemetry]], tuple[PoolTelemetry, ...]]
 
 # A pool's telemetry within this share of its max_kw of a target counts as at the target
 # (CONTRACT 2.4 "+ 2%"): 2% of capacity, so a target of 0 is confirmable by a real miner.
@@ -52,6 +67,15 @@ class TenantSpec:
     meters: tuple[str, ...]
 
 
+class MemoSlot:
+    """The one mutable thing of a compiled site: its last steady walk (controller/core/memo.py)."""
+
+    __slots__ = ("walk",)
+
+    def __init__(self) -> None:
+        self.walk: SteadyWalk | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class SiteModel:
     config: Config  # what it was compiled from: decide() reads its settings here
@@ -68,6 +92,13 @@ class SiteModel:
     # case) is checked against the ratings without a lookup per pool (clamp.check_plan).
     static_names: tuple[str, ...]
     static_max_kw: tuple[float, ...]
+    # For the steady check (memo.py): every pool's report, and those of the pools that report on
+    # their own (stale after pool_stale_s), each fetched in one C call rather than a loop.
+    # Derived from the fields above, and getters compare by identity: left out of equality.
+    reports_of: ReportsOf = field(compare=False, repr=False)
+    self_reports_of: ReportsOf = field(compare=False, repr=False)
+    pool_stale_s: float = field(compare=False)
+    memo: MemoSlot = field(default_factory=MemoSlot, compare=False, repr=False)
 
     def merit_order(self, hashprice_usd_per_ph_day: float) -> tuple[PoolSpec, ...]:
         """Most profitable (highest breakeven) first; least efficient is curtailed first."""
@@ -124,4 +155,18 @@ def _build(config: Config) -> SiteModel:
         static_merit=static,
         static_names=tuple(p.name for p in static),
         static_max_kw=tuple(p.max_kw for p in static),
+        reports_of=_reports_of(tuple(p.name for p in pools)),
+        self_reports_of=_reports_of(tuple(p.name for p in pools if p.stale_s is not None)),
+        pool_stale_s=config.control.pool_stale_s,
     )
+
+
+def _reports_of(names: tuple[str, ...]) -> ReportsOf:
+    """A getter of these pools' telemetry, always a tuple (itemgetter of one name is not)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda reports: (reports[name],)
+    if not names:
+        return lambda reports: ()
+    getter: ReportsOf = itemgetter(*names)
+    return getter

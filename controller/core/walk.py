@@ -23,6 +23,7 @@ from controller.core.plan import Snapshot
 from controller.core.policies.price import Economics, PriceMode, price_wants_run
 from controller.core.site import PoolSpec
 from controller.core.state import PoolState
+from controller.model import PoolTelemetry
 
 _EPS_KW = 1e-6
 
@@ -56,14 +57,9 @@ class WalkResult:
     blind: frozenset[str]  # pools still counted at max_kw without telemetry
 
 
-@dataclass(slots=True)
-class _Raise:
-    spec: PoolSpec
-    ps: PoolState
-    target_kw: float
-    outlets_on: int | None
-    reason: str
-    measured_kw: float
+# A raiser held for the second pass: spec, record, wanted target and outlets, reason, measured
+# kW, base kW (max of target and measured) and telemetry. A tuple: one per raiser per decision.
+_Raise = tuple[PoolSpec, PoolState, float, int | None, str, float, float, PoolTelemetry | None]
 
 
 def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResult:
@@ -74,14 +70,19 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
     )
     # Unreachable pools are kept, in merit order, while their loads fit under the cap.
     keep_room_kw = w.cap_kw - (w.faulted_kw - _unreachable_kw(pools, snap, w)) - w.unexpected_kw
+    # Every pool goes into `out` in merit order as the first pass meets it (a raiser with its
+    # old record until the second pass replaces it in place), so `out` is the plan's dict.
     out: dict[str, PoolState] = {}
     raises: list[_Raise] = []
     occupied_kw = 0.0  # sum of max(target, measured) over pools settled in the first pass
+    raisers_kw = 0.0  # the same over the raisers, as they are
     telemetry = snap.pools
     ctx = w.confirm
     mode, now = w.mode, ctx.now
     economics = Economics.of(mode, w.price_usd_per_mwh, w.hashprice_usd_per_ph_day, w.economics)
     trip_active, unreachable_pools, binding = w.trip_active, w.unreachable, w.binding
+    changed = False
+    blind: list[str] = []
     for spec in w.merit:
         name = spec.name
         ps = pools[name]
@@ -99,12 +100,18 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
             outlets_on = ps.outlets_on if keep else (0 if spec.outlet_steps_kw else None)
             reason = "frequency" if tripped else "safety"
             cmd: Command = (target_kw, reason, outlets_on, False, tripped, True)
-            out[name] = advance(ps, spec, cmd, t, ctx)
+            nps = out[name] = advance(ps, spec, cmd, t, ctx)
+            if nps is not ps:
+                changed = True
+            if nps.blind:
+                blind.append(name)
             continue  # its load is in faulted_kw already
-        available_kw = spec.max_kw
         # Outlet pools are sized by the cap alone: their outlets bound what they can draw.
-        if t is not None and t.available_kw is not None and spec.outlet_steps_kw is None:
-            available_kw = min(available_kw, t.available_kw)
+        # min(max_kw, reported) spelt out (a builtin call per pool): NaN keeps max_kw, as min().
+        reported_kw = t.available_kw if t is not None and spec.outlet_steps_kw is None else None
+        available_kw = (
+            reported_kw if reported_kw is not None and reported_kw < spec.max_kw else spec.max_kw
+        )
         target_kw, outlets_on, cap_limited, ramp_limited = allocate_pool(
             spec, wants, available_kw, ps.target_kw, ps.outlets_on, budget, hold=t is None
         )
@@ -112,48 +119,49 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
             tripped, ps.faulted, wants, available_kw, mode, ramp_limited, cap_limited, binding
         )
         if target_kw > ps.target_kw + _EPS_KW:
-            raises.append(_Raise(spec, ps, target_kw, outlets_on, reason, measured_kw))
+            base_kw = measured_kw if measured_kw > ps.target_kw else ps.target_kw
+            raisers_kw += base_kw
+            raises.append((spec, ps, target_kw, outlets_on, reason, measured_kw, base_kw, t))
+            out[name] = ps  # its place in merit order; replaced below
             continue
         if not ps.faulted:  # a faulted pool's load is in faulted_kw already
             occupied_kw += target_kw if target_kw > measured_kw else measured_kw
         cmd = (target_kw, reason, outlets_on, ramp_limited, tripped, False)
-        out[name] = advance(ps, spec, cmd, t, ctx)
+        nps = out[name] = advance(ps, spec, cmd, t, ctx)
+        if nps is not ps:
+            changed = True
+        if nps.blind:
+            blind.append(name)
     raised = False
     if raises:
         # Room measured free: the cap, less faulted load, settled pools and every raiser as it is.
         room_kw = w.cap_kw - w.faulted_kw - occupied_kw
-        room_kw -= sum(max(r.ps.target_kw, r.measured_kw) for r in raises)
-        for r in raises:  # merit order
-            base_kw = max(r.ps.target_kw, r.measured_kw)
+        room_kw -= raisers_kw
+        for spec, ps, wanted_kw, wanted_outlets, reason, measured_kw, base_kw, t in raises:
             # Over the cap already (a lowering in flight, drift): no raise at all, not even up
             # to what the pool still measures.
-            limit_kw = base_kw + room_kw if room_kw > _EPS_KW else r.ps.target_kw
-            if r.ps.cut and r.spec.outlet_steps_kw is None and base_kw + room_kw < r.spec.max_kw:
+            limit_kw = base_kw + room_kw if room_kw > _EPS_KW else ps.target_kw
+            if ps.cut and spec.outlet_steps_kw is None and base_kw + room_kw < spec.max_kw:
                 # Lifting a PDU cut energises every outlet: until its agent is seen to obey
                 # again, the pool may draw all it can. Only room for that lifts the cut.
-                limit_kw = r.ps.target_kw
+                limit_kw = ps.target_kw
             target_kw, outlets_on = clip_raise(
-                r.spec, r.ps.target_kw, r.ps.outlets_on, r.target_kw, r.outlets_on, limit_kw
+                spec, ps.target_kw, ps.outlets_on, wanted_kw, wanted_outlets, limit_kw
             )
-            drawn_kw = r.spec.max_kw if r.ps.cut and target_kw > r.ps.target_kw else r.measured_kw
-            room_kw -= max(target_kw, drawn_kw) - base_kw
-            held = target_kw < r.target_kw - _EPS_KW
-            raised = raised or target_kw > r.ps.target_kw + _EPS_KW
-            reason = "ramp" if held else r.reason
-            cmd = (target_kw, reason, outlets_on, held, False, False)
-            out[r.spec.name] = advance(r.ps, r.spec, cmd, telemetry.get(r.spec.name), ctx)
-    total_kw = 0.0
-    changed = False
-    blind: list[str] = []
-    result: dict[str, PoolState] = {}
-    for spec in w.merit:  # keep merit order in the plan, as before
-        nps = out[spec.name]
-        result[spec.name] = nps
+            drawn_kw = spec.max_kw if ps.cut and target_kw > ps.target_kw else measured_kw
+            room_kw -= (drawn_kw if drawn_kw > target_kw else target_kw) - base_kw
+            held = target_kw < wanted_kw - _EPS_KW
+            raised = raised or target_kw > ps.target_kw + _EPS_KW
+            cmd = (target_kw, "ramp" if held else reason, outlets_on, held, False, False)
+            nps = out[spec.name] = advance(ps, spec, cmd, t, ctx)
+            if nps is not ps:
+                changed = True
+            if nps.blind:
+                blind.append(spec.name)
+    total_kw = 0.0  # a loop, not sum(): sum() compensates rounding from Python 3.12 on
+    for nps in out.values():
         total_kw += nps.target_kw
-        changed = changed or nps is not pools[spec.name]
-        if nps.blind:
-            blind.append(spec.name)
-    return WalkResult(result, total_kw, raised, changed, budget.remaining_kw, frozenset(blind))
+    return WalkResult(out, total_kw, raised, changed, budget.remaining_kw, frozenset(blind))
 
 
 def _unreachable_kw(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> float:

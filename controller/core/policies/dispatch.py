@@ -179,8 +179,13 @@ def _key(kind: DispatchType, msg_id: str) -> tuple[str, str]:
 
 def expire(obligations: tuple[Obligation, ...], now: float) -> tuple[Obligation, ...]:
     """An obligation ends at its `end` (RECALL is handled on arrival)."""
-    kept = tuple(o for o in obligations if o.instruction.end is None or now < o.instruction.end)
-    return kept if len(kept) != len(obligations) else obligations
+    for o in obligations:  # most decisions: none ends, the same tuple (no generator built)
+        end = o.instruction.end
+        if end is not None and not now < end:
+            break
+    else:
+        return obligations
+    return tuple(o for o in obligations if o.instruction.end is None or now < o.instruction.end)
 
 
 def cap_of(

@@ -84,6 +84,9 @@ POOL_FAULTS = (
     "available_full", "absent", "present", "overdraw",
 )  # fmt: skip
 POOL_EVENTS = tuple((i, kind) for kind in POOL_FAULTS for i in range(12))
+# STEADY only: a pool whose last report stays and ages (an mqtt agent goes stale after
+# pool_stale_s; a polled pool keeps its frozen figures).
+SILENT_EVENTS = tuple((i, kind) for kind in ("silent", "heard") for i in range(12))
 OVERRIDES = tuple(
     OverrideEvent(mode, fraction, ttl)
     for mode in ("curtail", "limit", "run", "auto")
@@ -194,7 +197,21 @@ PRICE_ONLY = StepProfile(
     frequencies=("nominal",),
     faults=False,
 )
-_STEP_DIGITS = {prof: prof.digits() for prof in (DEFAULT, REDUCTION_FOCUS, PRICE_ONLY)}
+# Long quiet stretches (the decide() memo's fixed points) broken by every kind of event and by
+# gaps that turn the dwell, confirm and staleness timers (tests/unit/test_properties_steady.py).
+STEADY = StepProfile(
+    dt_s=(1.0, 1.0, 1.0, 1.0, 0.3, 0.0, 5.0, 30.0, 400.0),
+    new_price=(False, False, True),
+    prices=(40.0, 20.0, 150.0, 60.0, 70.5, 92.4, -50.0),
+    dispatch_rate=(False,) * 7 + (True,),
+    overrides=(None,) * 224 + OVERRIDES[::2],  # a table holds at most 256 entries
+    pool_event_rate=(False,) * 7 + (True,),
+    pool_events=POOL_EVENTS + SILENT_EVENTS * 3,
+    meters_rate=(False,) * 7 + (True,),
+    misc_rate=(False,) * 7 + (True,),
+    frequencies=("nominal",) * 30 + ("trip", "between", "above", "stale_nominal", "missing"),
+)
+_STEP_DIGITS = {prof: prof.digits() for prof in (DEFAULT, REDUCTION_FOCUS, PRICE_ONLY, STEADY)}
 
 
 @dataclass(frozen=True)

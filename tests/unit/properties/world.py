@@ -86,6 +86,11 @@ class World:
                 _mark(plant.stuck, name, kind == "stuck")
             elif kind in ("absent", "present"):  # its reports are lost; it still acts
                 _mark(plant.muted, name, kind == "absent")
+            elif kind == "silent":  # its last report stays, ageing; it acts on nothing
+                if name not in plant.silent:
+                    plant.go_silent(name)
+            elif kind == "heard":
+                plant.silent.pop(name, None)
             elif kind == "overdraw":  # the largest draw the pool feed accepts (CONTRACT 2.4)
                 plant.power_kw[name] = 10.0 * pool.max_kw
                 plant.stuck.add(name)

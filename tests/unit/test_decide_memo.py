@@ -1,0 +1,106 @@
+"""The steady-walk memo (controller/core/memo.py): used while nothing moves, never past a timer.
+
+Each step here is decided twice, by the harness plant (its compiled site keeps the memo) and by
+decide() on a freshly compiled site (no memo), and the two must be equal; the tests then check
+that the memo was used during the quiet stretch and that each timer still turns on time.
+"""
+
+from __future__ import annotations
+
+from controller.core.decide import decide
+from controller.core.plan import Decision
+from controller.core.site import compile_site
+from tests.unit.harness import SiteSim, make_config
+
+
+def step(sim: SiteSim, dt_s: float = 1.0) -> tuple[Decision, bool]:
+    """One decision with and without the memo (asserted equal); whether the memo was used."""
+    sim.now += dt_s
+    snap, state = sim.snapshot(), sim.state
+    decision = sim.decide(snap)
+    assert decision == decide(snap, state, sim.now, compile_site(sim.config))
+    sim.keep(decision)
+    sim.apply(decision.plan)
+    return decision, decision.next_state.pools is state.pools  # the memo hands its dict back
+
+
+def test_a_quiet_decision_reuses_the_last_walk() -> None:
+    sim = SiteSim(make_config())
+    # The first commands' confirm timers turn at 5 s; at a turn, and at the decision right
+    # after it (within the rounding margin), the walk runs.
+    sim.run(8)
+    used = [step(sim)[1] for _ in range(10)]
+    assert all(used)
+    assert sim.last is not None
+    assert sim.last.plan.at == sim.now  # the plan is this decision's, not a copy of the last
+    assert sim.last.next_state.last_decision_at == sim.now
+
+
+def test_a_changed_report_or_price_is_walked_again() -> None:
+    sim = SiteSim(make_config())
+    sim.run(8)
+    assert step(sim)[1]
+    sim.power_kw["old"] -= 1.0  # a figure of one report changes
+    assert not step(sim)[1]
+    assert not step(sim)[1]  # and back: the pool follows its target again
+    assert step(sim)[1]  # steady again from there
+    sim.price = 900.0
+    decision, used = step(sim)
+    assert not used
+    assert decision.plan.pools["old"].target_kw == 0.0
+
+
+def test_the_dwell_turns_on_time() -> None:
+    sim = SiteSim(make_config(economics={"min_run_s": 60, "min_curtail_s": 60}))
+    sim.run(70)
+    sim.price = 900.0
+    sim.run(5)  # every pool curtailed
+    assert sim.last is not None
+    changed_at = sim.last.plan.pools["eff"].changed_at
+    sim.price = 20.0  # wants to run again, after 60 s curtailed
+    used = []
+    while sim.now + 1.0 < changed_at + 60.0:
+        decision, reused = step(sim)
+        used.append(reused)
+        assert decision.plan.pools["eff"].target_kw == 0.0
+    assert all(used[2:])  # the lowering's confirm timer turned at the first step
+    decision, reused = step(sim)
+    assert not reused
+    assert decision.plan.pools["eff"].target_kw > 0.0
+
+
+def test_the_confirm_and_fault_timers_turn_on_time() -> None:
+    # mid's agent goes silent while drawing 6 MW: its report stays (the same figures, ageing),
+    # so it never confirms a lowering: cut after confirm_timeout_s (5 s), faulted 5 s later.
+    sim = SiteSim(make_config(control={"pool_stale_s": 60}))
+    sim.run(8)
+    sim.go_silent("mid")
+    sim.price = 900.0
+    states: list[str] = []
+    used: list[bool] = []
+    for _ in range(14):
+        decision, reused = step(sim)
+        states.append(decision.plan.pools["mid"].state)
+        used.append(reused)
+    # Lowered at step 0; the others confirm their lowering by step 2, then all is quiet.
+    assert states[:5] == ["ramping"] * 5
+    assert states[5:10] == ["escalated"] * 5  # cut at step 5: 5 s unconfirmed
+    assert states[10:] == ["faulted"] * 4  # 5 s after the cut
+    assert used[3:5] == [True, True] and used[7:10] == [True] * 3  # the waits were steady
+    assert not used[5] and not used[10]  # each turn was walked
+
+
+def test_a_silent_agent_goes_stale_on_time() -> None:
+    sim = SiteSim(make_config(control={"pool_stale_s": 10}))
+    sim.run(8)
+    sim.go_silent("eff")  # its report stays as it is: the same figures, ageing
+    states: list[str] = []
+    used: list[bool] = []
+    for _ in range(12):
+        decision, reused = step(sim)
+        states.append(decision.plan.pools["eff"].state)
+        used.append(reused)
+    assert states[:10] == ["running"] * 10  # 10 s old at step 9: not over pool_stale_s yet
+    assert states[10:] == ["faulted"] * 2
+    # Step 0 saw the report change (a silent agent's has no available_kw); step 10 went stale.
+    assert all(used[1:10]) and not used[10]
