@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from controller.atomic_file import write_json_atomic
 
 logger = logging.getLogger("curtaild.agent")
 
@@ -53,12 +54,6 @@ class PoolStore:
             "miners": {ip: asdict(known) for ip, known in memory.miners.items()},
         }
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_suffix(".tmp")
-            with temp.open("w", encoding="utf-8") as out:
-                json.dump(doc, out, separators=(",", ":"))
-                out.flush()
-                os.fsync(out.fileno())
-            temp.replace(self.path)
+            write_json_atomic(self.path, doc)
         except OSError as exc:  # a full disk must not stop the agent: it runs on, unsaved
             logger.warning("agent state %s not saved: %r", self.path, exc)

@@ -10,11 +10,11 @@ record already sent.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.atomic_file import write_json_atomic
 from controller.config_model import ErcotProduct
 
 FILE_NAME = "feed-ercot.json"
@@ -69,15 +69,4 @@ class FeedState:
             product: {"last_at_s": s.last_at_s, "last_row": s.last_row,
                       "recent": sorted([t, p] for t, p in s.recent.items())}
             for product, s in self.products.items()}}  # fmt: skip
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(data, handle, separators=(",", ":"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a power cut
-        finally:
-            os.close(directory)
+        write_json_atomic(self.path, data)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.adapters.mqtt import MqttSession, OutMessage
+from controller.agent.protocol import parse_cmd
 from controller.config import MqttConfig
 
 Clock = Callable[[], float]
@@ -114,18 +115,17 @@ class SimPoolAgent:
             self._unread_cmd = payload  # retained by the broker, read when the agent is back
             return
         self.commands_received += 1
-        command = _parse_command(payload)
+        command = parse_cmd(payload)  # the real agent's own check of a cmd (CONTRACT 2.4)
         if command is None:
             self.commands_rejected += 1
             return
-        self.last_command = command
+        self.last_command = json.loads(payload)
         if self.ignore_commands:
             return  # stuck: the miners keep drawing, the seq is never reported applied
         loop = asyncio.get_running_loop()
         if loop.time() < self._deaf_until:
             return  # rebooting: read again once the miners listen (see reboot_at_full_power)
-        seq, target = command["seq"], float(command["target_kw"])
-        loop.call_later(self.response_delay_s, self._apply, seq, target, reread)
+        loop.call_later(self.response_delay_s, self._apply, command.seq, command.target_kw, reread)
 
     def _apply(self, seq: int, target_kw: float, reread: bool = False) -> None:
         if seq < self.applied_seq or (seq == self.applied_seq and not reread):
@@ -200,24 +200,6 @@ class SimPoolAgent:
 
 def _dumps(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _parse_command(payload: bytes) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict):
-        return None
-    seq, target = doc.get("seq"), doc.get("target_kw")
-    # bool is an int subclass in Python; a JSON true is not a sequence number or a power.
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        return None
-    if not isinstance(target, int | float) or isinstance(target, bool):
-        return None
-    if not math.isfinite(target) or target < 0:
-        return None
-    return doc
 
 
 class SimPoolFleet:
