@@ -20,6 +20,7 @@ from controller.core.site import compile_site
 from controller.runtime import persist
 from controller.sim.configs import build_config, site_data
 from tests.unit.harness import POOLS, SECTIONS, TENANT, SiteSim, make_config
+from tests.unit.loop_rig import make_rig
 
 
 def step(sim: SiteSim, dt_s: float = 1.0) -> tuple[Decision, bool]:
@@ -160,6 +161,30 @@ def test_a_reload_that_shortens_a_timer_is_not_hidden_by_the_memo() -> None:
     decision, reused = step(sim)
     assert not reused
     assert decision.plan.pools["mid"].state == "escalated"
+
+
+async def test_the_loop_drops_the_memo_when_a_reload_commits(tmp_path: Path) -> None:
+    # The daemon's loop, real store: its state carries the memo from decision to decision, and
+    # a reload's commit (a new compiled site) leaves it none.
+    rig = await make_rig(make_config(), tmp_path)
+    try:
+        sced = {"SCEDTimestamp": "2023-11-14T16:13:20", "repeatHourFlag": False,
+                "settlementPoint": "HB_WEST", "LMP": 20.0}  # fmt: skip
+        rig.message(rig.config.feeds.price_topic.replace("#", "rt"), sced)
+        rig.telemetry({"eff": 6000.0, "mid": 6000.0, "old": 6000.0})
+        for _ in range(8):
+            await rig.loop.step()
+            rig.clock.now += 1.0
+            rig.follow()
+        assert rig.loop.state.memo is not None and rig.loop.state.memo.site is rig.loop.site
+        before = rig.loop.state
+        rig.loop.prepare(make_config(control={"confirm_timeout_s": 7}))()
+        assert rig.loop.state.memo is None
+        assert rig.loop.state == before  # nothing else about the state changes
+        decision = await rig.loop.step()
+        assert decision is not None and decision.next_state.pools is not before.pools
+    finally:
+        await rig.store.close()
 
 
 def test_a_state_through_the_store_has_no_memo(tmp_path: Path) -> None:
