@@ -83,7 +83,7 @@ class SteadyWalk:
     inputs: WalkInputs
     result: WalkResult
     since: float  # the `now` it was made at
-    figures: list[Figures] | None = None  # of `reports`, once a decision has compared them
+    figures: tuple[Figures, ...] | None = None  # of `reports`, once a decision compared them
     until: float | None = None  # the earliest timer turn less the margin, once needed
 
 
@@ -113,7 +113,7 @@ def lookup(
         return None
     learnt_figures = memo.figures
     if learnt_figures is None:
-        learnt_figures = list(map(_FIGURES, reports))
+        learnt_figures = tuple(map(_FIGURES, reports))
     if own:
         # min() is the oldest report, or NaN when the first one's `at` is NaN: then no
         # comparison holds and the full walk judges it.
