@@ -18,8 +18,13 @@ The walk then allocates the cap to the pools in merit order, lets raises only in
 measured-free room, and `advance` turns each target into the pool's next command state. The
 plan is checked once more before it leaves (`clamp.check_plan`: a violation raises, never
 commands). When the walk's inputs are what they were at its last fixed point (no record
-changed), its totals and result are reused instead (`memo`: exact, see there). No clock, no
-I/O, no logging: `now`, the snapshot and the compiled site (with that memo) are all there is.
+changed), its totals and result are reused instead (`memo`: exact, see there). That memo
+travels in the state (`ControllerState.memo`): decide() reads it from the state it is given and
+returns the next one in the state it returns.
+
+No clock, no I/O, no logging, no hidden state: `now`, the snapshot, the state and the compiled
+site are all there is, and nothing reachable from them is changed; the only state change is the
+ControllerState returned.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from controller.model import OverrideRequest
 def decide(snap: Snapshot, state: ControllerState, now: float, site: SiteModel) -> Decision:
     config = site.config
     pools = seed.pools_for(site, state, snap)
-    steady = memo.lookup(site, pools, snap.pools, now)
+    steady = memo.lookup(site, state.memo, pools, snap.pools, now)
     totals = (
         steady.totals
         if steady is not None
@@ -68,12 +73,15 @@ def decide(snap: Snapshot, state: ControllerState, now: float, site: SiteModel) 
     if result.cap_left_kw > 0 and result.target_total_kw < cap.kw:
         binding = "frequency" if trip.active else "price"
 
-    next_state = _next_state(state, result, obliged, overridden.current, trip, env.aux_kw, now)
     failsafe = frozenset(safe.failsafe + obliged.failsafe + priced.failsafe)
     plan = _plan(snap, priced, binding, env, totals, result, failsafe, now)
+    kept = steady
     if steady is None:  # the memo's plan was checked with these same pools and cap
         check_plan(plan, site)
-        memo.remember(site, snap.pools, totals, inputs, result, now)
+        kept = memo.remember(site, state.memo, snap.pools, totals, inputs, result, now)
+    next_state = _next_state(
+        state, result, obliged, overridden.current, trip, env.aux_kw, kept, now
+    )
     reasons = safe.reasons + obliged.reasons + overridden.reasons + freq.reasons + priced.reasons
     changed = (
         result.changed
@@ -94,6 +102,7 @@ def _next_state(
     current_override: OverrideRequest | None,
     trip: frequency.TripState,
     aux_kw: float,
+    steady: memo.SteadyWalk | None,
     now: float,
 ) -> ControllerState:
     raised = result.raised or state.last_raise_at is None
@@ -109,6 +118,7 @@ def _next_state(
         aux_estimate_kw=aux_kw,
         last_dispatch_at=obliged.last_dispatch_at,
         blind=result.blind,
+        memo=steady,
     )
 
 

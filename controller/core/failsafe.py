@@ -40,7 +40,8 @@ def curtail_all(
             state="ramping",
             blind=False,
         )
-    return replace(state, pools=pools, blind=frozenset(), last_decision_at=now)
+    # No memo: its walk was made from records this replaces (decide() alone makes one).
+    return replace(state, pools=pools, blind=frozenset(), last_decision_at=now, memo=None)
 
 
 def curtail_plan(

@@ -2,15 +2,23 @@
 
 Most decisions change nothing: telemetry follows the plan and the price has not moved. The
 per-pool totals and the walk are then O(pools) of work that hands every pool record back as
-it was (2-3 ms at 1,000 pools). The first decision that finds such a fixed point keeps it in
-its compiled site (`SiteModel.memo`); the next ones reuse its totals and its walk, and pay
-for a comparison of the pools' telemetry in C loops instead. The pipeline stages still run on
-every decision, so every global input (price, meters, frequency, dispatch, override, failsafes
-and their timers) is judged afresh; only what the walk is given is compared.
+it was (2-3 ms at 1,000 pools). The first decision that finds such a fixed point returns it in
+the state it hands on (`ControllerState.memo`: not persisted, not compared); the next ones
+reuse its totals and its walk, and pay for a comparison of the pools' telemetry in C loops
+instead. decide() stays pure: it reads the memo from the state it is given and returns the one
+the next decision reads, and never mutates either (what a memo learns when it is first used, its
+reports' figures and its timer horizon, goes into a new memo). A memo is used only with the
+compiled site it was made with (`memo.site is site`): a reload compiles a new site, and every
+other path that builds a state (start, restore, curtail_all, reload) drops it.
+
+The pipeline stages still run on every decision, so every global input (price, meters,
+frequency, dispatch, override, failsafes and their timers) is judged afresh; only what the walk
+is given is compared.
 
 Why that is exact. `pool_totals` and `walk` read: the pool records, the site, the pools'
 telemetry, the walk inputs the stages decided, and `now`. Each is held to what it was:
 
+- the site: the very SiteModel the memo was made with (its pools, ratings and settings);
 - the records: `state.pools` is the memo's dict itself, which its decision returned with every
   record the one it was given (nothing raised, no pool blind). Pool dicts are never mutated
   once built (the core builds a new one for any change);
@@ -34,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import chain, repeat
 from operator import add, attrgetter, is_not, lt, ne
@@ -58,35 +66,41 @@ _ROUNDING_S = 1e-3
 Figures = tuple[float, float | None, bool, int]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SteadyWalk:
     """A decision whose walk changed no pool record, and what it was computed from.
 
     What costs O(pools) is left to the first decision that can use it: on a site whose reports
     change at every decision (power wanders), the memo is made every time and never used, and
-    must cost next to nothing then.
+    must cost next to nothing then. That decision returns a copy with `figures` and `until`
+    filled in (frozen: a memo another state holds is never changed under it).
     """
 
+    site: SiteModel  # the compiled site it was made with: used with that one only (identity)
     pools: dict[str, PoolState]  # its walk's output: the next decision's input, by identity
     reports: tuple[PoolTelemetry, ...]  # every pool's report, in config order
     totals: PoolTotals
     inputs: WalkInputs
     result: WalkResult
     since: float  # the `now` it was made at
-    figures: list[Figures] | None = None  # of `reports`, once a decision has compared them
+    figures: tuple[Figures, ...] | None = None  # of `reports`, once a decision compared them
     until: float | None = None  # the earliest timer turn less the margin, once needed
 
 
 def lookup(
     site: SiteModel,
+    memo: SteadyWalk | None,
     pools: dict[str, PoolState],
     telemetry: Mapping[str, PoolTelemetry],
     now: float,
 ) -> SteadyWalk | None:
-    """The site's steady walk when these records and this telemetry are what it was made from
-    and no timer has turned since; None otherwise (the full walk runs)."""
-    memo = site.memo.walk
-    if memo is None or pools is not memo.pools or not memo.since <= now:
+    """The state's steady walk when this site, these records and this telemetry are what it was
+    made from and no timer has turned since; None otherwise (the full walk runs). What is
+    returned is the memo, or a copy of it that knows its figures and timer horizon: the one the
+    decision's state hands on."""
+    if memo is None or memo.site is not site or pools is not memo.pools:
+        return None
+    if not memo.since <= now:
         return None
     try:
         reports = site.reports_of(telemetry)
@@ -97,17 +111,23 @@ def lookup(
     figures = memo.figures if memo.figures is not None else map(_FIGURES, memo.reports)
     if any(map(ne, map(_FIGURES, reports), figures)):
         return None
-    if memo.figures is None:
-        memo.figures = list(map(_FIGURES, reports))
+    learnt_figures = memo.figures
+    if learnt_figures is None:
+        learnt_figures = tuple(map(_FIGURES, reports))
     if own:
         # min() is the oldest report, or NaN when the first one's `at` is NaN: then no
         # comparison holds and the full walk judges it.
         oldest = min(map(_AT, own))
         if not now - oldest <= site.pool_stale_s:
             return None
-    if memo.until is None:
-        memo.until = _until(site, memo.pools, memo.since)
-    return memo if now < memo.until else None
+    until = memo.until
+    if until is None:
+        until = _until(site, memo.pools, memo.since)
+    if not now < until:
+        return None
+    if memo.figures is None or memo.until is None:  # once per memo: a copy that knows them
+        memo = replace(memo, figures=learnt_figures, until=until)
+    return memo
 
 
 def same_inputs(memo: SteadyWalk, inputs: WalkInputs) -> bool:
@@ -117,19 +137,22 @@ def same_inputs(memo: SteadyWalk, inputs: WalkInputs) -> bool:
 
 def remember(
     site: SiteModel,
+    previous: SteadyWalk | None,
     telemetry: Mapping[str, PoolTelemetry],
     totals: PoolTotals,
     inputs: WalkInputs,
     result: WalkResult,
     now: float,
-) -> None:
-    """Keep this decision's walk when it is a fixed point every pool's telemetry supports."""
-    if result.changed or result.raised or result.blind or totals.unreachable:
-        return
-    if not totals.complete:
-        return
+) -> SteadyWalk | None:
+    """The memo the next state carries after a full walk: this decision's walk when it is a
+    fixed point every pool's telemetry supports; else the previous memo while it still applies
+    to this site and the records handed on (lookup judges the rest); else None."""
+    if result.changed or result.raised or result.blind or totals.unreachable or not totals.complete:
+        if previous is not None and previous.site is site and previous.pools is result.pools:
+            return previous
+        return None
     reports = site.reports_of(telemetry)
-    site.memo.walk = SteadyWalk(result.pools, reports, totals, inputs, result, now)
+    return SteadyWalk(site, result.pools, reports, totals, inputs, result, now)
 
 
 def _until(site: SiteModel, pools: dict[str, PoolState], since: float) -> float:

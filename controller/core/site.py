@@ -4,12 +4,7 @@
 merit order, outlet layout, tenant meters) is computed here once. The caller compiles at load
 and at each reload and passes the `SiteModel` to `decide()`, which reads its settings from
 `site.config`. What depends on the live hashprice (breakevens, and the merit order of a site
-with strike pools) is computed when it is needed.
-
-One thing here is not static: `memo`, the last steady walk (controller/core/memo.py). It lives
-with the compiled site because it is only valid for this site's pools and settings (a reload
-compiles a new site, and so starts without one), and it changes no decision: it is used only
-when every input the walk reads is what it was (memo.py says why that is exact).
+with strike pools) is computed when it is needed. Nothing here changes once compiled.
 """
 
 from __future__ import annotations
@@ -18,14 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import itemgetter
-from typing import TYPE_CHECKING
 
 from controller.config import Config
 from controller.drivers.kinds import pool_kind
 from controller.model import PoolTelemetry
-
-if TYPE_CHECKING:
-    from controller.core.memo import SteadyWalk
 
 # Every named pool's telemetry in one C call (KeyError when one is missing).
 ReportsOf = Callable[[Mapping[str, PoolTelemetry]], tuple[PoolTelemetry, ...]]
@@ -67,15 +58,6 @@ class TenantSpec:
     meters: tuple[str, ...]
 
 
-class MemoSlot:
-    """The one mutable thing of a compiled site: its last steady walk (controller/core/memo.py)."""
-
-    __slots__ = ("walk",)
-
-    def __init__(self) -> None:
-        self.walk: SteadyWalk | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class SiteModel:
     config: Config  # what it was compiled from: decide() reads its settings here
@@ -98,7 +80,6 @@ class SiteModel:
     reports_of: ReportsOf = field(compare=False, repr=False)
     self_reports_of: ReportsOf = field(compare=False, repr=False)
     pool_stale_s: float = field(compare=False)
-    memo: MemoSlot = field(default_factory=MemoSlot, compare=False, repr=False)
 
     def merit_order(self, hashprice_usd_per_ph_day: float) -> tuple[PoolSpec, ...]:
         """Most profitable (highest breakeven) first; least efficient is curtailed first."""

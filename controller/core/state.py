@@ -2,16 +2,20 @@
 
 The state is immutable: `decide()` returns a new one and reuses every unchanged pool record, so
 a steady-state decision allocates almost nothing. This is also what the state store persists
-(I6): obligations, override, per-pool commands and seq.
+(I6): obligations, override, per-pool commands and seq; never `memo`, decide()'s last steady
+walk (controller/core/memo.py), which is neither stored nor compared.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, cast
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from controller.model import DispatchInstruction, OverrideRequest
+
+if TYPE_CHECKING:
+    from controller.core.memo import SteadyWalk
 
 PoolStateName = Literal["running", "curtailed", "ramping", "escalated", "faulted", "tripped"]
 AckStatus = Literal["accepted", "rejected", "complied", "shortfall"]
@@ -141,6 +145,10 @@ class ControllerState:
     aux_estimate_kw: float | None = None
     # Pools seeded without telemetry (PoolState.blind): re-seeded on their first report.
     blind: frozenset[str] = frozenset()
+    # decide()'s last fixed-point walk, for the next decision (controller/core/memo.py): made
+    # and carried forward by decide() only; every other state (start, restore, curtail_all,
+    # reload) has none. Not persisted (persist.py names what is), not compared, not shown.
+    memo: SteadyWalk | None = field(default=None, compare=False, repr=False)
 
 
 def initial_state(started_at: float) -> ControllerState:

@@ -324,5 +324,8 @@ class ControlLoop:
 
         def commit() -> None:
             self.config, self.site = config, site
+            # The memo was made with the old site (decide() would not use it: memo.py); it
+            # goes now rather than holding the old site's records until the next decision.
+            self.state = replace(self.state, memo=None)
 
         return commit

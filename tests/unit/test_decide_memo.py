@@ -1,16 +1,26 @@
 """The steady-walk memo (controller/core/memo.py): used while nothing moves, never past a timer.
 
-Each step here is decided twice, by the harness plant (its compiled site keeps the memo) and by
-decide() on a freshly compiled site (no memo), and the two must be equal; the tests then check
-that the memo was used during the quiet stretch and that each timer still turns on time.
+Each step here is decided twice, by the harness plant (the state it keeps carries the memo, made
+with its compiled site) and by decide() on a freshly compiled site (the memo is of another site:
+not used), and the two must be equal; the tests then check that the memo was used during the
+quiet stretch and that each timer still turns on time. The memo never crosses sites (a reload)
+and never reaches the state store.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+from controller.adapters.store import DB_NAME, StateStore
 from controller.core.decide import decide
+from controller.core.failsafe import curtail_all
 from controller.core.plan import Decision
 from controller.core.site import compile_site
-from tests.unit.harness import SiteSim, make_config
+from controller.runtime import persist
+from controller.sim.configs import build_config, site_data
+from tests.unit.harness import POOLS, SECTIONS, TENANT, SiteSim, make_config
+from tests.unit.loop_rig import make_rig
 
 
 def step(sim: SiteSim, dt_s: float = 1.0) -> tuple[Decision, bool]:
@@ -104,3 +114,92 @@ def test_a_silent_agent_goes_stale_on_time() -> None:
     assert states[10:] == ["faulted"] * 2
     # Step 0 saw the report change (a silent agent's has no available_kw); step 10 went stale.
     assert all(used[1:10]) and not used[10]
+
+
+def test_a_memo_is_never_used_with_another_compiled_site() -> None:
+    sim = SiteSim(make_config())
+    sim.run(8)
+    assert step(sim)[1]  # steady: the state carries a memo of the plant's site
+    made_with = sim.site
+    assert sim.state.memo is not None and sim.state.memo.site is made_with
+    sim.now += 1.0
+    snap, state = sim.snapshot(), sim.state
+    # The same config compiled again is another site: the walk runs (and decides the same).
+    again = decide(snap, state, sim.now, compile_site(sim.config))
+    assert again.next_state.pools is not state.pools
+    assert again == sim.decide(snap)
+    # A reload that rates `old` (running at 6 MW) at 4 MW: the memo's walk would keep 6 MW.
+    pools = [replace(p, max_kw=4000.0) if p.name == "old" else p for p in POOLS]
+    sim.config = build_config(
+        site_data(
+            pools, [TENANT], poi_limit_kw=30000, aux_kw=1000, margin_kw=500, sections=SECTIONS
+        )
+    )
+    reloaded = sim.decide(snap)
+    assert sim.site is not made_with
+    assert reloaded.next_state.pools is not state.pools
+    assert reloaded.plan.pools["old"].target_kw <= 4000.0
+    assert reloaded == decide(snap, replace(state, memo=None), sim.now, sim.site)
+    memo = reloaded.next_state.memo
+    assert memo is None or memo.site is sim.site
+    # Nothing but decide() hands a memo on: the failsafe's state has none.
+    assert curtail_all(state, made_with, sim.now).memo is None
+
+
+def test_a_reload_that_shortens_a_timer_is_not_hidden_by_the_memo() -> None:
+    # mid's agent goes silent at 6 MW, so its lowering never confirms; the memo made under a
+    # 60 s confirm timeout holds until that turn. A reload to 5 s must cut it at once.
+    sim = SiteSim(make_config(control={"pool_stale_s": 60, "confirm_timeout_s": 60}))
+    sim.run(8)
+    sim.go_silent("mid")
+    sim.price = 900.0
+    used = [step(sim)[1] for _ in range(10)]
+    assert all(used[3:])
+    assert sim.state.memo is not None and sim.last is not None
+    assert sim.last.plan.pools["mid"].state == "ramping"
+    sim.config = make_config(control={"pool_stale_s": 60, "confirm_timeout_s": 5})
+    decision, reused = step(sim)
+    assert not reused
+    assert decision.plan.pools["mid"].state == "escalated"
+
+
+async def test_the_loop_drops_the_memo_when_a_reload_commits(tmp_path: Path) -> None:
+    # The daemon's loop, real store: its state carries the memo from decision to decision, and
+    # a reload's commit (a new compiled site) leaves it none.
+    rig = await make_rig(make_config(), tmp_path)
+    try:
+        sced = {"SCEDTimestamp": "2023-11-14T16:13:20", "repeatHourFlag": False,
+                "settlementPoint": "HB_WEST", "LMP": 20.0}  # fmt: skip
+        rig.message(rig.config.feeds.price_topic.replace("#", "rt"), sced)
+        rig.telemetry({"eff": 6000.0, "mid": 6000.0, "old": 6000.0})
+        for _ in range(8):
+            await rig.loop.step()
+            rig.clock.now += 1.0
+            rig.follow()
+        assert rig.loop.state.memo is not None and rig.loop.state.memo.site is rig.loop.site
+        before = rig.loop.state
+        rig.loop.prepare(make_config(control={"confirm_timeout_s": 7}))()
+        assert rig.loop.state.memo is None
+        assert rig.loop.state == before  # nothing else about the state changes
+        decision = await rig.loop.step()
+        assert decision is not None and decision.next_state.pools is not before.pools
+    finally:
+        await rig.store.close()
+
+
+def test_a_state_through_the_store_has_no_memo(tmp_path: Path) -> None:
+    sim = SiteSim(make_config())
+    sim.run(8)
+    assert step(sim)[1]
+    state = sim.state
+    assert state.memo is not None
+    delta = persist.delta(None, state, overrides_accepted=(), nonce_keep_s=60.0, audit=[])
+    with StateStore.open(tmp_path / DB_NAME) as store:
+        store.write(delta)
+        stored = store.load()
+    restored = persist.restore(stored, sim.now, sim.site.by_name)
+    assert restored.memo is None
+    assert restored.pools.keys() == state.pools.keys()  # the records came back, the memo not
+    assert {n: p.target_kw for n, p in restored.pools.items()} == {
+        n: p.target_kw for n, p in state.pools.items()
+    }

@@ -1,8 +1,8 @@
 """The steady-walk memo changes no decision (controller/core/memo.py).
 
-Every step of a random scenario is decided twice: by the plant, whose compiled site keeps its
-memo from step to step (as the daemon's does), and by decide() on a freshly compiled site, which
-has none. The two decisions must be equal in every field: plan, next state, reasons, acks and
+Every step of a random scenario is decided twice: by the plant, whose state carries the memo
+from step to step (as the daemon's does), and by decide() on a freshly compiled site, with which
+that memo (made with the plant's site) is never used. The two decisions must be equal in every field: plan, next state, reasons, acks and
 flags. The STEADY step profile draws long quiet stretches, where the memo is used, broken by
 every kind of input change and by gaps that turn the dwell, confirm, escalation and staleness
 timers; the default profile adds the busier sequences of the other properties.
