@@ -71,7 +71,7 @@ async def test_kill9_with_curtail_override_keeps_mining_off(
 async def test_kill9_inside_the_frequency_reset_window(
     mqtt_cfg: MqttConfig, tmp_path: Path
 ) -> None:
-    reset_s = 6.0
+    reset_s, killed_after_s = 8.0, 4.0
     async with live_site(mqtt_cfg, tmp_path, dispatch={"frequency_reset_s": reset_s}) as site:
         a2_outlets = site.sim.pdus["pdu-a2"].outlets_on  # a2 is the ufr pool
         await site.run_every_pool(FLEET_KW)
@@ -81,8 +81,9 @@ async def test_kill9_inside_the_frequency_reset_window(
         recovered_at = time.monotonic()  # the reset window starts no earlier than this
         async with Sampler(lambda: float(sum(a2_outlets))) as energised:
             # Killed well inside the window: a timer restarted by the new process would run
-            # past the bound below.
-            await asyncio.sleep(3.0)
+            # past the bound below (it would end killed_after_s + reset_s after recovery, or
+            # later: the restart itself takes time).
+            await asyncio.sleep(killed_after_s)
             await site.kill9()
             await site.restart()
             await site.price(20.0)  # a2 (92.8 $/MWh breakeven) would resume at once
@@ -93,8 +94,9 @@ async def test_kill9_inside_the_frequency_reset_window(
             f"ufr pool restored {first_on - recovered_at:.2f} s after the frequency recovered; "
             f"frequency_reset_s is {reset_s} s, counted across the restart"
         )
-        # Counted across the restart (wall clock), not from the new process's start.
-        assert first_on <= recovered_at + reset_s + 2.5
+        # Counted across the restart (wall clock), not from the new process's start. The slack
+        # (the next tick, the PDU write, a loaded machine) stays under killed_after_s.
+        assert first_on < recovered_at + reset_s + killed_after_s - 0.1
         await eventually(lambda: site.sim.agents["a2"].power_kw == 3000.0, 3)
 
 
