@@ -45,7 +45,9 @@ def configure(level: str = "info", json_lines: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("pymodbus", "amqtt", "transitions", "asyncio"):
+    # Libraries that log per request at INFO (httpx: a line per miner call in the agent, per API
+    # call in the feeder): nothing is logged per device on the hot path.
+    for noisy in ("pymodbus", "amqtt", "transitions", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
