@@ -28,9 +28,11 @@ metrics cannot:
 There is no `curtaild_decisions_total`: `curtaild_decision_duration_seconds_count` is that count.
 
 Cost on the hot path: labelled children are cached in dicts (an observe on a cached child is
-about 1 us, `.labels()` each time about 2.7 us). This adapter knows gauges and counters, not
-decisions: the runtime's `MetricsView` turns each Decision and Snapshot into the calls below,
-for what changed only (DESIGN point 11).
+about 1 us, `.labels()` each time about 2.7 us). The four per-pool and per-device families are
+`GaugeTable`s (metrics_table.py): plain dicts the loop writes, rendered to text only when they
+changed, so a scrape at site scale costs a few ms of GIL rather than tens (issue 9).
+This adapter knows gauges and counters, not decisions: the runtime's `MetricsView` turns each
+Decision and Snapshot into the calls below, for what changed only (DESIGN point 11).
 
 `_created` series are off unless PROMETHEUS_DISABLE_CREATED_SERIES is set explicitly: they add
 one series per counter and histogram child that Prometheus 2.x scrapes as a plain gauge and
@@ -41,7 +43,7 @@ prometheus-client; the daemon is the only user of the library in its process.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TypeVar, get_args
 
 from prometheus_client import (
@@ -53,11 +55,14 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
-    generate_latest,
 )
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from controller import __version__
 from controller.adapters.metrics_server import MetricsServer, start_server
+from controller.adapters.metrics_table import GaugeTable, TableCollector
 from controller.clock import Clock, SystemClock
 from controller.config import Config
 from controller.model import DispatchType, PriceProduct
@@ -110,10 +115,11 @@ class Metrics:
     ) -> None:
         if "PROMETHEUS_DISABLE_CREATED_SERIES" not in os.environ:
             disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.registry = CollectorRegistry(auto_describe=True)
+        # `_rest`: what prometheus-client renders per scrape (a few hundred series); `registry`:
+        # every family, the tables included, for collect() and get_sample_value (tests, docs).
+        self._rest = r = CollectorRegistry(auto_describe=True)
         self._clock = clock or SystemClock()
         self._started_at = self._clock.time()
-        r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
@@ -135,15 +141,21 @@ class Metrics:
         self.mining_cap = gauge("curtaild_mining_cap_watts", "Least of every limit (I2)")
         self.mining_target = gauge("curtaild_mining_target_watts", "Sum of pool targets")
         self.envelope = gauge("curtaild_safety_envelope_watts", "Safety envelope (I2)")
-        self.pool_target = gauge("curtaild_pool_target_watts", "Pool target", "pool")
-        self.pool_power = gauge("curtaild_pool_power_watts", "Pool load, measured", "pool")
-        self.pool_state = gauge("curtaild_pool_state", "1 for the plan state", "pool", "state")
+        self.pool_target = GaugeTable("curtaild_pool_target_watts", "Pool target", ("pool",))
+        self.pool_power = GaugeTable("curtaild_pool_power_watts", "Pool load, measured", ("pool",))
+        self.pool_state = GaugeTable(
+            "curtaild_pool_state", "1 for the plan state", ("pool", "state")
+        )
         self.dispatch_active = gauge("curtaild_dispatch_active", "Active obligations", "type")
         self.shortfall = gauge("curtaild_dispatch_shortfall_watts", "Reduction not delivered")
         self.override_active = gauge("curtaild_override_active", "1 while an override is in force")
         self.failsafe = gauge("curtaild_failsafe_active", "1 while a fail-safe holds", "reason")
         self.binding = gauge("curtaild_binding", "1 for the limit setting the cap", "binding")
-        self.device_up = gauge("curtaild_device_up", "1 reachable, 0 down", "device")
+        self.device_up = GaugeTable("curtaild_device_up", "1 reachable, 0 down", ("device",))
+        self._tables = (self.pool_state, self.pool_target, self.pool_power, self.device_up)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(TableCollector(self._tables))
+        self.registry.register(_Chain(r))
         self.feed_age = gauge(
             "curtaild_feed_age_seconds", "Since the last valid message (or start)", "feed"
         )
@@ -209,15 +221,15 @@ class Metrics:
         self._feed_seen_at: dict[str, float] = {}
         self._feed_age = {k: self._age_child(k) for k in FEEDS}
         self._rejected: dict[tuple[str, str], Counter] = {}
-        self._devices: dict[str, Gauge] = {}
         self._gpu: dict[str, Gauge] = {}
         self.site_power.set(NAN)
         self.poi_limit.set(NAN)
         self.deadline.set(NAN)
         self._deadline_s = NAN
 
-        self._pool_children: dict[str, tuple[Gauge, dict[str, Gauge]]] = {}
-        self._pool_power: dict[str, Gauge] = {}
+        self._pool_states: dict[str, set[str]] = {}  # the state labels each pool has a series for
+        self._pool_power: set[str] = set()
+        self._devices: set[str] = set()
         self._failsafe_now: frozenset[str] = frozenset()
         self._binding_now = ""
         self._shortfall_w = 0.0
@@ -232,14 +244,13 @@ class Metrics:
         pools = {p.name for p in config.pools}
         devices = {m.name for m in config.meters} | {p.name for p in config.pdus} | pools
         self.poi_limit.set(config.site.poi_limit_kw * W_PER_KW)
-        for name in [n for n in self._pool_children if n not in pools]:
-            _, states = self._pool_children.pop(name)
-            self.pool_target.remove(name)
-            for state in states:
-                self.pool_state.remove(name, state)
-        _drop(self.pool_power, self._pool_power, pools)
+        for name in [n for n in self._pool_states if n not in pools]:
+            self.pool_target.remove((name,))
+            for state in self._pool_states.pop(name):
+                self.pool_state.remove((name, state))
+        _drop_rows(self.pool_power, self._pool_power, pools)
         _drop(self.gpu_power, self._gpu, tenants)
-        _drop(self.device_up, self._devices, devices)
+        _drop_rows(self.device_up, self._devices, devices)
 
     # -- the plan (the runtime's MetricsView calls these on changes only) ------------------------
 
@@ -274,15 +285,18 @@ class Metrics:
 
     def set_pool_plan(self, pool: str, target_kw: float, state: str, was: str | None) -> None:
         """A pool's target and plan state (`was`: the state shown so far, None at first)."""
-        target, states = self._pool_series(pool)
-        target.set(target_kw * W_PER_KW)
+        table = self.pool_state
+        states = self._pool_states.get(pool)
+        if states is None:  # every known state exists at 0 from the pool's first plan
+            states = self._pool_states[pool] = set(POOL_STATES)
+            for s in POOL_STATES:
+                table.set((pool, s), 0.0)
+        self.pool_target.set((pool,), target_kw * W_PER_KW)
         if was != state:
             if was is not None and was in states:
-                states[was].set(0.0)
-            state_child = states.get(state)
-            if state_child is None:  # a state this module does not know yet: show it anyway
-                state_child = states[state] = self.pool_state.labels(pool, state)
-            state_child.set(1.0)
+                table.set((pool, was), 0.0)
+            states.add(state)  # a state this module does not know yet: show it anyway
+            table.set((pool, state), 1.0)
 
     def set_dispatch_active(self, counts: Mapping[str, int]) -> None:
         """Active obligations per type; the types not named are 0."""
@@ -355,11 +369,13 @@ class Metrics:
         _child(self._gpu, tenant, self.gpu_power, tenant).set(_watts(kw))
 
     def set_pool_power_kw(self, pool: str, kw: float | None) -> None:
-        _child(self._pool_power, pool, self.pool_power, pool).set(_watts(kw))
+        self._pool_power.add(pool)
+        self.pool_power.set((pool,), _watts(kw))
 
     def set_device_up(self, device: str, up: bool) -> None:
         """From the health transition callback; a device appears at its first verdict."""
-        _child(self._devices, device, self.device_up, device).set(1.0 if up else 0.0)
+        self._devices.add(device)
+        self.device_up.set((device,), 1.0 if up else 0.0)
 
     def set_mqtt_connected(self, connected: bool) -> None:
         self.mqtt_connected.set(1.0 if connected else 0.0)
@@ -367,12 +383,20 @@ class Metrics:
     # -- serving -----------------------------------------------------------------------------------
 
     def start_server(self, listen: str) -> MetricsServer:
-        """Serve this registry on `listen`; raises MetricsServerError (see metrics_server)."""
-        return start_server(listen, self.registry)
+        """Serve `render` on `listen`; raises MetricsServerError (see metrics_server)."""
+        return start_server(listen, self.render)
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """A scrape's body and Content-Type. Runs on the server thread: the tables' cached text
+        (re-rendered only for a family that changed since the last scrape), then the few
+        hundred prometheus-client series (OpenMetrics' `# EOF` stays last)."""
+        encoder, content_type = choose_encoder(accept)
+        rest = encoder(self._rest)
+        return b"".join([*(t.render() for t in self._tables), rest]), content_type
 
     def exposition(self) -> bytes:
         """The text format a scrape returns (tests, `curtaild status`)."""
-        return generate_latest(self.registry)
+        return self.render()[0]
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -382,13 +406,6 @@ class Metrics:
         # Runs in the scrape thread: one dict read, no lock needed under the GIL.
         child.set_function(lambda: clock.time() - seen.get(feed, started))
         return child
-
-    def _pool_series(self, name: str) -> tuple[Gauge, dict[str, Gauge]]:
-        series = self._pool_children.get(name)
-        if series is None:
-            states = {s: self.pool_state.labels(name, s) for s in POOL_STATES}
-            series = self._pool_children[name] = (self.pool_target.labels(name), states)
-        return series
 
 
 K = TypeVar("K")
@@ -407,6 +424,22 @@ def _drop(metric: Gauge, children: dict[str, Gauge], keep: set[str]) -> None:
     for name in [n for n in children if n not in keep]:
         del children[name]
         metric.remove(name)
+
+
+def _drop_rows(table: GaugeTable, names: set[str], keep: set[str]) -> None:
+    for name in [n for n in names if n not in keep]:
+        names.discard(name)
+        table.remove((name,))
+
+
+class _Chain(Collector):
+    """Another registry's families, so `Metrics.registry` lists every family."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._registry.collect()
 
 
 def _watts(kw: float | None) -> float:

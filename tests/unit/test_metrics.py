@@ -142,7 +142,7 @@ def test_pool_series_are_touched_only_when_the_record_object_changes() -> None:
     record = PoolState(target_kw=1000.0, state="running")
     view.update_from_plan(plan({"c01": record}))
     # Scribble on the series: an update with the same record object must not rewrite it.
-    m.pool_target.labels("c01").set(-1.0)
+    m.pool_target.set(("c01",), -1.0)
     view.update_from_plan(plan({"c01": record}))
     assert value(m, "curtaild_pool_target_watts", pool="c01") == -1.0
     # An equal but new record (what decide() returns when anything changed) is written.
