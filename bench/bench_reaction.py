@@ -38,12 +38,13 @@ sys.path.insert(0, str(ROOT))
 from bench.results import write_section  # noqa: E402
 
 
-def start_mosquitto(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def start_mosquitto(port: int, workdir: Path, extra: str = "") -> subprocess.Popen[bytes]:
+    """A loopback broker for a benchmark; `extra`: more mosquitto.conf lines."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     conf = workdir / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "set_tcp_nodelay true\n"
+        f"set_tcp_nodelay true\n{extra}"
     )
     workdir.chmod(0o755)
     conf.chmod(0o644)

@@ -27,6 +27,7 @@ from typing import Any
 
 import aiomqtt
 
+from bench.bench_reaction import start_mosquitto
 from bench.scale_devices import agents_main, pdu_shard_main, pdu_specs, raise_open_files
 from bench.scale_events import Events, Probe, Sample
 from bench.scale_floor import floor_main
@@ -51,20 +52,6 @@ class SizeResult:
     hwm_mb: float = float("nan")
     startup_s: float = float("nan")
     load_at_start: float = float("nan")  # 1-minute load average (a shared machine)
-
-
-def start_mosquitto(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "set_tcp_nodelay true\nmax_queued_messages 100000\n"
-    )
-    workdir.chmod(0o755)
-    conf.chmod(0o644)
-    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return proc
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -149,7 +136,8 @@ async def run_size(
     workdir = Path(tempfile.mkdtemp(prefix="curtaild-scale-"))
     broker_port = free_port()
     config = scale_config(size, broker_port, 0, str(workdir))
-    broker = start_mosquitto(broker_port, workdir)
+    # A whole site's cmds in one burst: the default queue of 1000 would drop some.
+    broker = start_mosquitto(broker_port, workdir, "max_queued_messages 100000\n")
     specs = pdu_specs(config)
     outlet_kw = CTX.Array("d", SHARDS, lock=False)
     children = [Child(pdu_shard_main, specs[i::SHARDS], outlet_kw, i) for i in range(SHARDS)] + [
