@@ -12,6 +12,9 @@ site's capacity below its level at receipt).
   the memo never applies (the worst case for it: made at every decision, used at none).
 - price-step: the price alternates between 20 and 150 $/MWh on every decision (no dwell, no
   ramp limit), so most pools switch on or off each time (the worst case for allocation).
+- award-step: price-step with an RRS award of 30% of the site's capacity active (CONTRACT 2.2
+  AWARD): at 150 $/MWh the award keeps its floor running against price, so every other
+  decision also chooses the pools it keeps (core/keep.py).
 
 Only decide() is timed (time.perf_counter_ns); snapshots are built before the clock starts.
 Run: `.venv/bin/python bench/bench_decide.py` (or `make bench`); `--no-write` skips RESULTS.md.
@@ -101,8 +104,9 @@ class Site:
         return elapsed
 
 
-def prepare(n_pools: int, *, price_step: bool) -> Site:
-    """Start at full load, deploy ECRS (10% of capacity) and settle."""
+def prepare(n_pools: int, *, price_step: bool, award: bool = False) -> Site:
+    """Start at full load, deploy ECRS (10% of capacity), with `award` an RRS award of 30% of
+    capacity, and settle."""
     config = site_config(n_pools, price_step=price_step)
     site = Site(Plant(config, T0, power_kw={p.name: p.max_kw for p in config.pools}))
     plant = site.plant
@@ -117,8 +121,23 @@ def prepare(n_pools: int, *, price_step: bool) -> Site:
         mw=0.1 * n_pools * POOL_KW / 1000.0,
         deadline_s=600.0,
     )
+    inbox: tuple[DispatchInstruction, ...] = (ecrs,)
+    if award:
+        inbox += (
+            DispatchInstruction(
+                id="AS-BENCH-1",
+                type=DispatchType.AWARD,
+                notified_at=plant.now,
+                received_at=plant.now,
+                mining_kw_at_receipt=n_pools * POOL_KW,
+                mw=0.3 * n_pools * POOL_KW / 1000.0,
+                start=plant.now,
+                end=plant.now + 1e6,
+                product="RRS",
+            ),
+        )
     plant.now += 1.0
-    site.step(site.snapshot((ecrs,)))
+    site.step(site.snapshot(inbox))
     for _ in range(20):  # settle: confirmations, escalation timers, acks
         plant.now += 1.0
         site.step(site.snapshot())
@@ -163,7 +182,12 @@ def price_step(site: Site, i: int) -> None:
     site.price_usd_per_mwh = 150.0 if i % 2 == 0 else 20.0
 
 
-MUTATIONS = {"steady": steady, "jitter": jitter, "price-step": price_step}
+MUTATIONS = {
+    "steady": steady,
+    "jitter": jitter,
+    "price-step": price_step,
+    "award-step": price_step,
+}
 
 
 @dataclass(frozen=True)
@@ -183,8 +207,8 @@ def percentile(sorted_ns: list[int], q: float) -> float:
 
 
 def run_case(n_pools: int, regime: str, iterations: int, warmup: int) -> Row:
-    stepping = regime == "price-step"
-    site = prepare(n_pools, price_step=stepping)
+    stepping = regime in ("price-step", "award-step")
+    site = prepare(n_pools, price_step=stepping, award=regime == "award-step")
     times, changed = measure(site, iterations, warmup, MUTATIONS[regime])
     times.sort()
     return Row(
@@ -276,7 +300,8 @@ def write_results(rows: list[Row], command: str, load_1m: float) -> None:
 def profile(n_pools: int, iterations: int = 200) -> None:
     """Print where decide() spends its time on an n-pool site, per regime (cProfile)."""
     for regime, mutate in MUTATIONS.items():
-        site = prepare(n_pools, price_step=regime == "price-step")
+        stepping = regime in ("price-step", "award-step")
+        site = prepare(n_pools, price_step=stepping, award=regime == "award-step")
         profiler = cProfile.Profile()
         for i in range(iterations):
             site.plant.now += 1.0

@@ -52,6 +52,7 @@ class DispatchType(StrEnum):
     LIMIT = "LIMIT"
     EEA = "EEA"
     FOUR_CP = "4CP"
+    AWARD = "AWARD"
     RECALL = "RECALL"
     HEARTBEAT = "HEARTBEAT"
 
@@ -59,6 +60,8 @@ class DispatchType(StrEnum):
 REDUCTION_TYPES = frozenset(
     {DispatchType.RRS, DispatchType.ECRS, DispatchType.NSRS, DispatchType.ERS10, DispatchType.ERS30}
 )
+# The ancillary services an AWARD can carry (CONTRACT 2.2): the reserves a load resource holds.
+AWARD_PRODUCTS = ("RRS", "ECRS", "NSRS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class DispatchInstruction:
     end: float | None = None
     deadline_s: float = 0.0
     recall_id: str | None = None
+    product: str | None = None  # AWARD only: one of AWARD_PRODUCTS
 
 
 OverrideMode = Literal["curtail", "limit", "run", "auto"]

@@ -65,7 +65,7 @@ from controller.adapters.metrics_server import MetricsServer, start_server
 from controller.adapters.metrics_table import GaugeTable, TableCollector
 from controller.clock import Clock, SystemClock
 from controller.config import Config
-from controller.model import DispatchType, PriceProduct
+from controller.model import AWARD_PRODUCTS, DispatchType, PriceProduct
 
 W_PER_KW = 1000.0
 NAN = float("nan")
@@ -148,6 +148,9 @@ class Metrics:
         )
         self.dispatch_active = gauge("curtaild_dispatch_active", "Active obligations", "type")
         self.shortfall = gauge("curtaild_dispatch_shortfall_watts", "Reduction not delivered")
+        self.award = gauge(
+            "curtaild_award_watts", "Ancillary-service awards active, per product", "product"
+        )
         self.override_active = gauge("curtaild_override_active", "1 while an override is in force")
         self.failsafe = gauge("curtaild_failsafe_active", "1 while a fail-safe holds", "reason")
         self.binding = gauge("curtaild_binding", "1 for the limit setting the cap", "binding")
@@ -210,6 +213,7 @@ class Metrics:
         self._failsafe = {k: self.failsafe.labels(k) for k in FAILSAFE_REASONS}
         self._binding = {k: self.binding.labels(k) for k in BINDINGS}
         self._dispatch = {k: self.dispatch_active.labels(k) for k in DISPATCH_TYPES}
+        self._award = {k: self.award.labels(k) for k in AWARD_PRODUCTS}
         self._price = {k: self.price.labels(k) for k in PRICE_PRODUCTS}
         for child in self._price.values():
             child.set(NAN)  # no price yet: unknown, not $0
@@ -302,6 +306,11 @@ class Metrics:
         """Active obligations per type; the types not named are 0."""
         for kind in {*self._dispatch, *counts}:
             _child(self._dispatch, kind, self.dispatch_active, kind).set(counts.get(kind, 0))
+
+    def set_award_kw(self, by_product: Mapping[str, float]) -> None:
+        """The awarded load of the active awards per product; the products not named are 0."""
+        for product, child in self._award.items():
+            child.set(by_product.get(product, 0.0) * W_PER_KW)
 
     def set_shortfall_kw(self, kw: float) -> None:
         shortfall_w = kw * W_PER_KW

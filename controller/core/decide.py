@@ -12,7 +12,9 @@ narrowing or failsafe:
 - dispatch: each obligation's cap, acks and shortfall; a stale heartbeat curtails or holds;
 - override: `curtail` and `limit` narrow; `run` is read by the price stage;
 - frequency: the under-frequency trip of `ufr` pools (the cap itself is kept);
-- price: the price mode; a stale price curtails (cap 0) or holds; override `run` ignores it.
+- price: the price mode; a stale price curtails (cap 0, or an award's floor) or holds; override
+  `run` ignores it. An active award (policies/award.py) sets a floor price may not curtail
+  below: the walk keeps pools on for it (keep.py).
 
 The walk then allocates the cap to the pools in merit order, lets raises only into
 measured-free room, and `advance` turns each target into the pool's next command state. The
@@ -34,6 +36,7 @@ from controller.core.clamp import check_plan
 from controller.core.confirm import ConfirmContext
 from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.policies import UNBOUNDED, dispatch, envelope, frequency, override, price
+from controller.core.policies.award import AwardFloor
 from controller.core.site import SiteModel
 from controller.core.state import ControllerState
 from controller.core.totals import PoolTotals, pool_totals
@@ -53,18 +56,20 @@ def decide(snap: Snapshot, state: ControllerState, now: float, site: SiteModel) 
 
     safe = envelope.stage(UNBOUNDED, site, snap, totals, state.aux_estimate_kw, now)
     env = safe.envelope
+    seen_kw = totals.mining_kw - totals.unreported_kw
     obliged = dispatch.stage(
-        safe.cap, state, snap.dispatch_inbox, config, env, totals.mining_kw, now
+        safe.cap, state, snap.dispatch_inbox, config, env, totals.mining_kw, now, seen_kw
     )
     overridden = override.stage(obliged.cap, state.override, snap.override_inbox, now)
     freq = frequency.stage(overridden.cap, state, snap.frequency_hz, config, now)
+    floor = obliged.floor
     priced = price.stage(
-        freq.cap, snap.price, state.started_at, overridden.current, config.feeds, now
+        freq.cap, snap.price, state.started_at, overridden.current, config.feeds, floor.kw, now
     )
 
     cap, trip = priced.cap, freq.trip
     never_raise = safe.never_raise or obliged.never_raise or priced.never_raise
-    inputs = _walk_inputs(site, snap, state, totals, priced, trip.active, never_raise, now)
+    inputs = _walk_inputs(site, snap, state, totals, priced, floor, trip.active, never_raise, now)
     if steady is not None and memo.same_inputs(steady, inputs):
         result = steady.result
     else:
@@ -128,6 +133,7 @@ def _walk_inputs(
     state: ControllerState,
     totals: PoolTotals,
     priced: price.PriceStage,
+    floor: AwardFloor,
     trip_active: bool,
     never_raise: bool,
     now: float,
@@ -154,6 +160,9 @@ def _walk_inputs(
         unreachable=totals.unreachable,
         faulted_kw=totals.faulted_kw,
         unexpected_kw=totals.unexpected_kw,
+        floor_kw=floor.kw,
+        floor_rrs_kw=floor.rrs_kw,
+        floor_reason=floor.reason,
         confirm=ConfirmContext(snap.cmd_seq, control.confirm_timeout_s, now),
     )
 

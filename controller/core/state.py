@@ -127,6 +127,7 @@ class Obligation:
     deadline: float
     status: AckStatus = "accepted"
     cap_kw: float = 0.0  # the cap it imposed at the last decision
+    floor_kw: float = 0.0  # an AWARD: the load it holds against price now (policies/award.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,9 @@ from controller.core.state import PoolState
 
 class PoolTotals(NamedTuple):
     mining_kw: float  # measured; a pool that has not reported counts at its max_kw
+    # The part of mining_kw that is an assumption (pools not reported: their max_kw). What an
+    # award holds is judged without it: load nobody has seen does not hold a floor.
+    unreported_kw: float
     complete: bool  # every pool has reported
     faulted_kw: float  # I9: measured load of faulted or unreachable pools, off the others' cap
     # Load above target that no command explains (drift: a confirmed pool climbing): the cap
@@ -35,7 +38,7 @@ def pool_totals(
     now: float,
 ) -> PoolTotals:
     settle_s = site.config.control.confirm_timeout_s
-    mining_kw = faulted_kw = unexpected_kw = 0.0
+    mining_kw = faulted_kw = unexpected_kw = unreported_kw = 0.0
     complete = True
     in_transition = False
     unreachable: list[str] = []
@@ -46,6 +49,7 @@ def pool_totals(
         if t is None:
             complete = False
             load_kw = spec.max_kw
+            unreported_kw += load_kw
             # An mqtt agent never heard from since start is as silent as one gone quiet.
             lost = spec.stale_s is not None and now - started_at > spec.stale_s
         else:
@@ -68,5 +72,11 @@ def pool_totals(
         if not ps.confirmed and now - ps.target_at < settle_s:
             in_transition = True
     return PoolTotals(
-        mining_kw, complete, faulted_kw, unexpected_kw, frozenset(unreachable), in_transition
+        mining_kw,
+        unreported_kw,
+        complete,
+        faulted_kw,
+        unexpected_kw,
+        frozenset(unreachable),
+        in_transition,
     )

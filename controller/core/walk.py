@@ -19,6 +19,7 @@ from typing import NamedTuple
 from controller.config import EconomicsConfig
 from controller.core.allocate import Budget, allocate_pool, clip_raise
 from controller.core.confirm import Command, ConfirmContext, advance
+from controller.core.keep import allowances
 from controller.core.plan import Snapshot
 from controller.core.policies.price import Economics, PriceMode, price_wants_run
 from controller.core.site import PoolSpec
@@ -26,6 +27,7 @@ from controller.core.state import PoolState
 from controller.model import PoolTelemetry
 
 _EPS_KW = 1e-6
+_NONE_KEPT: dict[str, float] = {}
 
 
 class WalkInputs(NamedTuple):
@@ -44,6 +46,9 @@ class WalkInputs(NamedTuple):
     unreachable: frozenset[str]
     faulted_kw: float  # measured load of faulted and unreachable pools (I9)
     unexpected_kw: float  # load above target no pending command explains (drift)
+    floor_kw: float  # what price must leave running for the active awards (I12; 0: none)
+    floor_rrs_kw: float  # its RRS part: kept on ufr pools first
+    floor_reason: str  # the reason of a pool kept on for an award ("dispatch:ID")
     confirm: ConfirmContext  # what every pool's advance shares (now, timeout, retained seqs)
 
 
@@ -83,6 +88,8 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
     trip_active, unreachable_pools, binding = w.trip_active, w.unreachable, w.binding
     changed = False
     blind: list[str] = []
+    # Pools an award keeps on against price, with what each may run at (empty without one).
+    kept = allowances(pools, telemetry, w, economics) if w.floor_kw > 0.0 else _NONE_KEPT
     for spec in w.merit:
         name = spec.name
         ps = pools[name]
@@ -91,6 +98,9 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
         tripped = trip_active and spec.ufr
         unreachable = name in unreachable_pools
         wants = not (tripped or ps.faulted) and price_wants_run(ps, spec, economics, now)
+        kept_kw = kept.get(name) if kept and not wants else None
+        if kept_kw is not None:
+            wants = True
         if unreachable:
             load_kw = measured_kw if measured_kw > ps.target_kw else ps.target_kw
             keep = wants and not tripped and load_kw <= keep_room_kw + _EPS_KW
@@ -112,12 +122,16 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
         available_kw = (
             reported_kw if reported_kw is not None and reported_kw < spec.max_kw else spec.max_kw
         )
+        if kept_kw is not None and kept_kw < available_kw:
+            available_kw = kept_kw  # kept for an award: no more than the floor needs of it
         target_kw, outlets_on, cap_limited, ramp_limited = allocate_pool(
             spec, wants, available_kw, ps.target_kw, ps.outlets_on, budget, hold=t is None
         )
         reason = _reason(
             tripped, ps.faulted, wants, available_kw, mode, ramp_limited, cap_limited, binding
         )
+        if kept_kw is not None and reason == "price":
+            reason = w.floor_reason
         if target_kw > ps.target_kw + _EPS_KW:
             base_kw = measured_kw if measured_kw > ps.target_kw else ps.target_kw
             raisers_kw += base_kw

@@ -23,7 +23,7 @@ from controller.feeds.common import (
     require,
     shown,
 )
-from controller.model import DispatchInstruction, DispatchType
+from controller.model import AWARD_PRODUCTS, DispatchInstruction, DispatchType
 
 MW_TYPES = frozenset(
     {
@@ -34,6 +34,7 @@ MW_TYPES = frozenset(
         DispatchType.ERS30,
         DispatchType.CLR,
         DispatchType.LIMIT,
+        DispatchType.AWARD,
     }
 )
 # Time allowed to reach the instructed level (section 7): ERCOT's deployment windows, with
@@ -48,6 +49,8 @@ DEFAULT_DEADLINE_S: dict[DispatchType, float] = {
     DispatchType.LIMIT: 0.0,
     DispatchType.EEA: 0.0,
     DispatchType.FOUR_CP: 0.0,
+    # An award is held from its start; restoring the floor takes the ramp (policies/award.py).
+    DispatchType.AWARD: 0.0,
 }
 EEA_LEVELS = range(4)
 # ERCOT deployment windows are minutes (ERS-30 the longest at 30); an instruction that gives a
@@ -89,6 +92,7 @@ def _parse(payload: bytes, received_at: float, mining_kw_now: float) -> Dispatch
     level: int | None = None
     start, end, deadline_s = notified_at, None, 0.0
     recall_id: str | None = None
+    product: str | None = None
     if kind == DispatchType.RECALL:
         recall_id = as_id(require(obj, "recall_id"), "recall_id")
     elif kind != DispatchType.HEARTBEAT:
@@ -96,6 +100,8 @@ def _parse(payload: bytes, received_at: float, mining_kw_now: float) -> Dispatch
         level = _eea_level(obj) if kind == DispatchType.EEA else None
         start, end = _window(obj, kind, notified_at)
         deadline_s = _deadline_s(obj, kind)
+        if kind == DispatchType.AWARD and end is not None:  # _window required it
+            product = _award(obj, start, end, received_at)
     return DispatchInstruction(
         id=instruction_id,
         type=kind,
@@ -108,7 +114,22 @@ def _parse(payload: bytes, received_at: float, mining_kw_now: float) -> Dispatch
         end=end,
         deadline_s=deadline_s,
         recall_id=recall_id,
+        product=product,
     )
+
+
+def _award(obj: dict[str, Any], start: float, end: float, received_at: float) -> str:
+    """An award's product, and its window checked: end after start and not already past
+    (CONTRACT 2.2; `_window` required both ends): a window that holds nothing is refused."""
+    product = as_str(require(obj, "product"), "product")
+    if product not in AWARD_PRODUCTS:
+        known = ", ".join(AWARD_PRODUCTS)
+        raise FeedRejected("bad_field", f"product: unknown {shown(product)}; known: {known}")
+    if end <= start:
+        raise FeedRejected("bad_field", f"end: {shown(obj['end'])} is not after start")
+    if end <= received_at:
+        raise FeedRejected("bad_field", f"end: {shown(obj['end'])} is already past")
+    return product
 
 
 def _mw(obj: dict[str, Any]) -> float:
@@ -125,8 +146,9 @@ def _eea_level(obj: dict[str, Any]) -> int:
 def _window(
     obj: dict[str, Any], kind: DispatchType, notified_at: float
 ) -> tuple[float, float | None]:
-    if kind == DispatchType.FOUR_CP:
+    if kind in (DispatchType.FOUR_CP, DispatchType.AWARD):
         # A 4CP window without both ends cannot be scheduled; defaulting would curtail forever.
+        # An award is sold for hours it names: a default would hold load nobody is paid for.
         require(obj, "start")
         require(obj, "end")
     start = notified_at

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from controller.adapters.metrics import Metrics
 from controller.config import Config
 from controller.core.plan import Decision, Plan, Snapshot
+from controller.core.policies.award import award_kw, is_active, is_award
 from controller.core.state import ControllerState, Obligation, PoolState
 from controller.model import REDUCTION_TYPES, PoolTelemetry, Reading
 
@@ -78,6 +79,7 @@ class MetricsView:
                 counts[ob.instruction.type.value] = counts.get(ob.instruction.type.value, 0) + 1
             self.metrics.set_dispatch_active(counts)
             self.metrics.set_dispatch_deadline(_earliest_deadline(obs))
+            self.metrics.set_award_kw(_awarded_kw(obs, state.last_decision_at))
             self._obligations = obs
         self.metrics.set_shortfall_kw(shortfall_kw)
         if state.override is not self._override:
@@ -114,6 +116,17 @@ class MetricsView:
 def _same(a: tuple[Obligation, ...], b: tuple[Obligation, ...]) -> bool:
     # decide() builds a new tuple each time but reuses unchanged obligations.
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _awarded_kw(obligations: tuple[Obligation, ...], now: float | None) -> dict[str, float]:
+    """The awarded kW of the awards active at the decision, per product. (An award turns
+    active at its start by a decision that changes its record, so this is recounted then.)"""
+    out: dict[str, float] = {}
+    for ob in obligations:
+        msg = ob.instruction
+        if is_award(ob) and now is not None and is_active(msg, now) and msg.product is not None:
+            out[msg.product] = out.get(msg.product, 0.0) + award_kw(msg)
+    return out
 
 
 def _earliest_deadline(obligations: tuple[Obligation, ...]) -> float | None:

@@ -9,7 +9,7 @@ from controller import __version__
 from controller.clock import iso
 from controller.core.plan import DispatchAck, Plan, Reason
 from controller.core.state import Obligation
-from controller.model import DispatchInstruction, OverrideRequest
+from controller.model import DispatchInstruction, DispatchType, OverrideRequest
 
 
 def dumps(obj: Any) -> bytes:
@@ -76,6 +76,7 @@ def instruction_fields(msg: DispatchInstruction) -> dict[str, Any]:
         "end": iso(msg.end),
         "deadline_s": msg.deadline_s,
         "recall_id": msg.recall_id,
+        "product": msg.product,
         "mining_kw_at_receipt": round(msg.mining_kw_at_receipt, 3),
     }
 
@@ -107,22 +108,34 @@ def rejected_ack(msg_id: str | None, reason: str, at: float) -> bytes:
 
 
 def dispatch_state(obligations: tuple[Obligation, ...]) -> bytes:
-    return dumps(
-        {
-            "obligations": [
-                {
-                    "id": o.id,
-                    "type": o.instruction.type.value,
-                    "cap_kw": round(o.cap_kw, 3),
-                    "deadline": iso(o.deadline),
-                    "status": o.status,
-                    **({"level": o.instruction.level} if o.instruction.level is not None else {}),
-                    "end": iso(o.instruction.end),
-                }
-                for o in obligations
-            ]
+    return dumps({"obligations": [_listed(o) for o in obligations]})
+
+
+def _listed(o: Obligation) -> dict[str, Any]:
+    """One obligation in dispatch/state; an award holds a floor, not a cap (CONTRACT 2.2)."""
+    msg = o.instruction
+    if msg.type is DispatchType.AWARD:
+        return {
+            "id": o.id,
+            "type": msg.type.value,
+            "product": msg.product,
+            "cap_kw": None,
+            "floor_kw": round(o.floor_kw, 3),
+            "mw": msg.mw,
+            "start": iso(msg.start),
+            "deadline": iso(o.deadline),
+            "status": o.status,
+            "end": iso(msg.end),
         }
-    )
+    return {
+        "id": o.id,
+        "type": msg.type.value,
+        "cap_kw": round(o.cap_kw, 3),
+        "deadline": iso(o.deadline),
+        "status": o.status,
+        **({"level": msg.level} if msg.level is not None else {}),
+        "end": iso(msg.end),
+    }
 
 
 def override_state(current: OverrideRequest | None, last_error: str | None) -> bytes:

@@ -121,6 +121,7 @@ def _obligation_doc(o: Obligation) -> dict[str, Any]:
         "deadline": o.deadline,
         "status": o.status,
         "cap_kw": o.cap_kw,
+        "floor_kw": o.floor_kw,
         "instruction": instruction,
     }
 
@@ -137,6 +138,8 @@ def _obligation(key: str, doc: str) -> Obligation:
             deadline=float(data["deadline"]),
             status=_status(data["status"]),
             cap_kw=float(data["cap_kw"]),
+            # Stores written before awards existed have no floor: 0 until the next decision.
+            floor_kw=float(data.get("floor_kw", 0.0)),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise RestoreError(f"obligation {key!r}: {exc}") from None

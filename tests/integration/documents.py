@@ -53,6 +53,17 @@ def four_cp(msg_id: str, end_in_s: float) -> dict[str, Any]:
             "end": iso_at(now + end_in_s)}  # fmt: skip
 
 
+def award(msg_id: str, product: str, mw: float, end_in_s: float = 3600.0) -> dict[str, Any]:
+    """An ancillary-service award running from now for `end_in_s` (CONTRACT 2.2 AWARD)."""
+    now = time.time()
+    return {"id": msg_id, "type": "AWARD", "product": product, "mw": mw,
+            "notified_at": iso_at(now), "start": iso_at(now), "end": iso_at(now + end_in_s)}  # fmt: skip
+
+
+def limit(msg_id: str, mw: float) -> dict[str, Any]:
+    return {"id": msg_id, "type": "LIMIT", "mw": mw, "notified_at": iso_at(time.time())}
+
+
 def recall(recall_id: str) -> dict[str, Any]:
     return {"id": f"{recall_id}-R", "type": "RECALL", "recall_id": recall_id,
             "notified_at": iso_at(time.time())}  # fmt: skip

@@ -31,6 +31,12 @@ BASE: dict[str, dict[str, Any]] = {
     "4CP": {"start": "2024-08-20T16:00:00-05:00", "end": "2024-08-20T18:00:00-05:00"},
     "RECALL": {"recall_id": "VDI-1"},
     "HEARTBEAT": {},
+    "AWARD": {
+        "product": "RRS",
+        "mw": 4.0,
+        "start": "2024-01-16T19:00:00-06:00",
+        "end": "2024-01-16T20:00:00-06:00",
+    },
 }
 
 
@@ -92,6 +98,26 @@ def test_each_type_and_its_default_deadline(
     assert parsed.recall_id == ("VDI-1" if kind == "RECALL" else None)
     if kind != "4CP":
         assert (parsed.start, parsed.end) == (T0_EPOCH, None)
+
+
+def test_award_carries_its_product_and_window() -> None:
+    parsed = parse(msg("AWARD"))
+    assert parsed.type is DispatchType.AWARD
+    assert (parsed.product, parsed.mw) == ("RRS", 4.0)
+    assert parsed.start == datetime.fromisoformat("2024-01-16T19:00:00-06:00").timestamp()
+    assert parsed.end == parsed.start + 3600
+    assert parsed.deadline_s == 0.0
+
+
+@pytest.mark.parametrize("product", ["RRS", "ECRS", "NSRS"])
+def test_award_products(product: str) -> None:
+    assert parse(msg("AWARD", product=product)).product == product
+
+
+def test_award_running_now_with_its_end_ahead_is_accepted() -> None:
+    parsed = parse(msg("AWARD", start="2024-01-16T17:00:00-06:00"))
+    assert parsed.start is not None and parsed.end is not None
+    assert parsed.start < RECEIVED_AT < parsed.end
 
 
 def test_4cp_window() -> None:
@@ -176,6 +202,27 @@ REJECTIONS: list[tuple[str, bytes, str, str]] = [
     ("recall_id absent", msg("RECALL", recall_id=_DROP), "missing_field", "recall_id"),
     ("recall_id empty", msg("RECALL", recall_id=""), "bad_field", "recall_id"),
     ("recall_id number", msg("RECALL", recall_id=17), "bad_field", "recall_id"),
+    ("AWARD product absent", msg("AWARD", product=_DROP), "missing_field", "product: required"),
+    ("AWARD product unknown", msg("AWARD", product="REGUP"), "bad_field", "known: RRS, ECRS"),
+    ("AWARD product lower", msg("AWARD", product="rrs"), "bad_field", "product: unknown"),
+    ("AWARD product number", msg("AWARD", product=1), "bad_field", "product:"),
+    ("AWARD mw absent", msg("AWARD", mw=_DROP), "missing_field", "mw: required"),
+    ("AWARD mw negative", msg("AWARD", mw=-1.0), "out_of_range", "mw:"),
+    ("AWARD start absent", msg("AWARD", start=_DROP), "missing_field", "start: required"),
+    ("AWARD end absent", msg("AWARD", end=_DROP), "missing_field", "end: required"),
+    ("AWARD end null", msg("AWARD", end=None), "missing_field", "end: required"),
+    (
+        "AWARD end at start",
+        msg("AWARD", end="2024-01-16T19:00:00-06:00"),
+        "bad_field",
+        "is not after start",
+    ),
+    (
+        "AWARD already past",
+        msg("AWARD", start="2024-01-16T17:00:00-06:00", end=T0),
+        "bad_field",
+        "already past",
+    ),
 ]
 
 

@@ -36,6 +36,7 @@ CONTRACT: dict[str, tuple[str, ...]] = {
     "curtaild_pool_power_watts": ("pool",),
     "curtaild_dispatch_active": ("type",),
     "curtaild_dispatch_shortfall_watts": (),
+    "curtaild_award_watts": ("product",),
     "curtaild_override_active": (),
     "curtaild_failsafe_active": ("reason",),
     "curtaild_device_up": ("device",),
@@ -92,8 +93,10 @@ def test_closed_label_sets_exist_from_the_start() -> None:
     m = Metrics()
     for reason in ("price_stale", "dispatch_stale", "site_meter_stale", "decision_budget"):
         assert value(m, "curtaild_failsafe_active", reason=reason) == 0.0
-    for kind in ("RRS", "ECRS", "NSRS", "ERS10", "ERS30", "CLR", "LIMIT", "EEA", "4CP"):
+    for kind in ("RRS", "ECRS", "NSRS", "ERS10", "ERS30", "CLR", "LIMIT", "EEA", "4CP", "AWARD"):
         assert value(m, "curtaild_dispatch_active", type=kind) == 0.0
+    for product in ("RRS", "ECRS", "NSRS"):
+        assert value(m, "curtaild_award_watts", product=product) == 0.0
     for driver in ("mqtt", "modbus", "pdu"):
         assert value(m, "curtaild_command_confirm_seconds_count", driver=driver) == 0.0
     # Unknown is not zero: no price and no site reading yet are NaN.
@@ -195,6 +198,32 @@ def test_dispatch_shortfall_and_override_from_state() -> None:
     assert value(m, "curtaild_dispatch_active", type="ECRS") == 0.0
     assert value(m, "curtaild_dispatch_shortfall_watts") == 0.0
     assert value(m, "curtaild_override_active") == 0.0
+
+
+def test_award_watts_per_product_from_the_active_awards() -> None:
+    m = Metrics()
+    view = MetricsView(m)
+    rrs = dispatch("AWARD", "A1", T0, mw=4.0, start=T0, end=T0 + 3600)
+    later = dispatch("AWARD", "A2", T0, mw=2.5, start=T0 + 60, end=T0 + 3600)
+    rrs, later = replace(rrs, product="RRS"), replace(later, product="ECRS")
+    obs = (
+        Obligation("A1", rrs, deadline=T0 + 3600, status="complied", floor_kw=4000.0),
+        Obligation("A2", later, deadline=T0 + 3600),
+    )
+    view.update_from_state(
+        ControllerState(started_at=T0, obligations=obs, last_decision_at=T0 + 1), 0.0
+    )
+    assert value(m, "curtaild_dispatch_active", type="AWARD") == 2.0
+    assert value(m, "curtaild_award_watts", product="RRS") == 4_000_000.0
+    assert value(m, "curtaild_award_watts", product="ECRS") == 0.0  # not started yet
+    assert value(m, "curtaild_award_watts", product="NSRS") == 0.0
+    started = (obs[0], replace(obs[1], floor_kw=2500.0))
+    view.update_from_state(
+        ControllerState(started_at=T0, obligations=started, last_decision_at=T0 + 61), 0.0
+    )
+    assert value(m, "curtaild_award_watts", product="ECRS") == 2_500_000.0
+    view.update_from_state(ControllerState(started_at=T0, last_decision_at=T0 + 62), 0.0)
+    assert value(m, "curtaild_award_watts", product="RRS") == 0.0
 
 
 def test_shortfall_counts_a_reduction_larger_than_what_ran() -> None:

@@ -84,6 +84,12 @@ def test_property_resume_and_price_curtail_respect_band_and_dwell(scenario: Scen
                 assert rec.view.price_fresh and price is not None, fail(
                     rec, f"{name} resumed without a fresh price"
                 )
+                in_band = price < be - half + 1e-9 and since_s >= econ.min_curtail_s
+                if rec.view.floor_kw > 0 and not in_band:
+                    # An award brings load on whatever the band (I12): never in price's name.
+                    event("a pool resumed for an award")
+                    assert ps.reason != "price", fail(rec, f"{name} resumed for 'price'")
+                    continue
                 assert price < be - half + 1e-9, fail(
                     rec, f"{name} resumed at {price!r} >= breakeven {be!r} - h/2 {half!r}"
                 )

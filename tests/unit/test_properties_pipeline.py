@@ -55,16 +55,20 @@ def stage_runs(
     safe = envelope.stage(incoming(UNBOUNDED), site, snap, totals, state.aux_estimate_kw, now)
     yield "envelope", safe
     inbox, env = snap.dispatch_inbox, safe.envelope
-    obliged = dispatch.stage(incoming(safe.cap), state, inbox, config, env, totals.mining_kw, now)
+    seen_kw = totals.mining_kw - totals.unreported_kw
+    mining_kw = totals.mining_kw
+    obliged = dispatch.stage(incoming(safe.cap), state, inbox, config, env, mining_kw, now, seen_kw)
     yield "dispatch", obliged
     overridden = override.stage(incoming(obliged.cap), state.override, snap.override_inbox, now)
     yield "override", overridden
     freq = frequency.stage(incoming(overridden.cap), state, snap.frequency_hz, config, now)
     yield "frequency", freq
-    current = overridden.current
+    current, floor_kw = overridden.current, obliged.floor.kw
     yield (
         "price",
-        price.stage(incoming(freq.cap), snap.price, state.started_at, current, config.feeds, now),
+        price.stage(
+            incoming(freq.cap), snap.price, state.started_at, current, config.feeds, floor_kw, now
+        ),
     )
 
 

@@ -72,6 +72,35 @@ async def test_a_deployment_survives_a_restart_with_its_baseline(tmp_path: Path)
     await again.store.close()
 
 
+async def test_an_award_survives_a_restart_and_still_holds_its_floor(tmp_path: Path) -> None:
+    rig = await _running(tmp_path)
+    end = "2023-11-14T23:13:20+00:00"
+    rig.message(rig.config.feeds.dispatch_topic,
+                {"id": "AS-1", "type": "AWARD", "product": "ECRS", "mw": 4.0,
+                 "notified_at": ISO, "start": ISO, "end": end})  # fmt: skip
+    rig.clock.now += 1
+    await rig.loop.step()
+    (ob,) = rig.loop.state.obligations
+    assert (ob.id, ob.status, ob.floor_kw) == ("AS-1", "complied", 4000.0)
+    again = await _restart(rig)
+    (ob,) = again.loop.state.obligations
+    assert (ob.id, ob.instruction.product, ob.status, ob.floor_kw) == (
+        "AS-1", "ECRS", "complied", 4000.0,
+    )  # fmt: skip
+    _price(again, 5000.0)  # a spike after the restart: the award still holds 4 MW
+    again.telemetry({"eff": 6000.0, "mid": 6000.0, "old": 6000.0}, {"eff": 3, "mid": 3, "old": 3})
+    decision = None
+    for _ in range(3):
+        again.clock.now += 1
+        decision = await again.loop.step()
+        again.follow()
+    assert decision is not None
+    assert decision.plan.mining_target_kw == pytest.approx(4000.0)
+    assert decision.plan.pools["eff"].reason == "dispatch:AS-1"
+    await rig.store.close()
+    await again.store.close()
+
+
 async def test_override_trip_dwell_and_nonces_survive(tmp_path: Path) -> None:
     rig = await _running(tmp_path, economics={"min_curtail_s": 600, "min_run_s": 0})
     _price(rig, 100.0)  # old (68 $/MWh) curtails on price: its dwell starts

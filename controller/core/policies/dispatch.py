@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from controller.config import Config
 from controller.core.plan import DispatchAck, Reason
-from controller.core.policies import Cap
+from controller.core.policies import Cap, award
 from controller.core.policies.envelope import Envelope
 from controller.core.state import ControllerState, Obligation
 from controller.model import REDUCTION_TYPES, DispatchInstruction, DispatchType
@@ -37,6 +37,7 @@ class DispatchStage(NamedTuple):
     acks: tuple[DispatchAck, ...]
     last_dispatch_at: float | None  # the heartbeat clock
     shortfall_kw: float  # the largest `missing_kw` over obligations in shortfall
+    floor: award.AwardFloor  # what price must leave running for the active awards (I12)
     failsafe: tuple[str, ...]
     never_raise: bool
     reasons: tuple[Reason, ...]
@@ -50,17 +51,26 @@ def stage(
     env: Envelope,
     mining_kw: float,
     now: float,
+    seen_kw: float,
 ) -> DispatchStage:
     """Fold the inbox, expire, narrow the cap to each obligation's, progress the acks; then the
-    heartbeat. `mining_kw`: measured mining, what compliance is judged on."""
+    heartbeat. `mining_kw`: measured mining, what compliance is judged on (a pool not heard
+    from at its max_kw); `seen_kw`: the same without those pools, what an award's floor is
+    judged on."""
     obligations, acks, seen_at = take_inbox(state.obligations, inbox, config, now)
     obligations = expire(obligations, now)
     non_mining_kw = env.gpu_reserved_kw + env.aux_kw
     progressed: list[Obligation] = []
     shortfall_kw = 0.0
     narrowed, binding_ob = cap, None
+    deployed_cap_kw = math.inf  # the least cap of an active reduction deployment (I5)
     for current in obligations:
+        if current.instruction.type is DispatchType.AWARD:
+            progressed.append(current)  # no cap: settled below, once the deployments are known
+            continue
         ob_cap = cap_of(current, config, env.envelope_kw, non_mining_kw, now)
+        if ob_cap is not None and current.instruction.type in REDUCTION_TYPES:
+            deployed_cap_kw = min(deployed_cap_kw, ob_cap.cap_kw)
         ob, ack = progress(current, ob_cap, mining_kw, now)
         progressed.append(ob)
         if ack is not None:
@@ -71,10 +81,14 @@ def stage(
                 narrowed, binding_ob = lower, ob
         if ob.status == "shortfall":
             shortfall_kw = max(shortfall_kw, missing_kw(ob, mining_kw))
-    acks = fill_acks(acks, progressed, mining_kw)
+    awards = award.settle(tuple(progressed), deployed_cap_kw, seen_kw, config.control, now)
+    acks.extend(awards.acks)
+    shortfall_kw = max(shortfall_kw, awards.shortfall_kw)
+    acks = fill_acks(acks, list(awards.obligations), mining_kw, seen_kw)
     reasons: tuple[Reason, ...] = ()
     if binding_ob is not None:
         reasons = (Reason("dispatch", narrowed.kw, _caps(binding_ob)),)
+    reasons += awards.reasons
 
     last_at = state.last_dispatch_at
     if seen_at is not None:
@@ -96,10 +110,11 @@ def stage(
             reasons += (Reason("failsafe", None, f"{detail}; no pool is raised"),)
     return DispatchStage(
         narrowed,
-        tuple(progressed),
+        awards.obligations,
         tuple(acks),
         last_at,
         shortfall_kw,
+        awards.floor,
         failsafe,
         never_raise,
         reasons,
@@ -168,7 +183,10 @@ def take_inbox(
         # "At once" still allows the confirm window before a shortfall is declared.
         grace_s = max(msg.deadline_s, config.control.confirm_timeout_s)
         listed_id = EEA_ID if msg.type is DispatchType.EEA else msg.id
-        obs[key] = Obligation(id=listed_id, instruction=msg, deadline=start + grace_s)
+        deadline = start + grace_s
+        if msg.type is DispatchType.AWARD and msg.end is not None:
+            deadline = msg.end  # listed as the award's end (CONTRACT 2.2); see award.settle
+        obs[key] = Obligation(id=listed_id, instruction=msg, deadline=deadline)
         acks.append(_ack(msg.id, "accepted", "", now))
     return tuple(obs.values()), acks, last_seen
 
@@ -241,20 +259,29 @@ def progress(
 
 
 def fill_acks(
-    acks: list[DispatchAck], obligations: list[Obligation], mining_kw: float
+    acks: list[DispatchAck],
+    obligations: list[Obligation],
+    mining_kw: float,
+    held_kw: float,
 ) -> list[DispatchAck]:
     """Give the acks of this decision's new and resent instructions their cap and measured load;
     a resent shortfall says again what it misses."""
     if not acks:
         return acks
     by_id = {o.instruction.id: o for o in obligations}
-    return [_filled(ack, by_id.get(ack.id), mining_kw) for ack in acks]
+    return [_filled(ack, by_id.get(ack.id), mining_kw, held_kw) for ack in acks]
 
 
-def _filled(ack: DispatchAck, ob: Obligation | None, mining_kw: float) -> DispatchAck:
+def _filled(
+    ack: DispatchAck, ob: Obligation | None, mining_kw: float, held_kw: float
+) -> DispatchAck:
     if ack.target_kw is not None or ob is None or ack.status == "rejected":
         return ack  # acks of progress() carry their figures already
     reason = ack.reason
+    if award.is_award(ob):  # an award's target is the load it holds, not a cap
+        if ack.status == "shortfall":
+            reason = f"missing {max(0.0, ob.floor_kw - held_kw):.1f} kW"
+        return replace(ack, target_kw=ob.floor_kw, measured_kw=held_kw, reason=reason)
     if ack.status == "shortfall":
         reason = f"missing {max(0.0, mining_kw - ob.cap_kw):.1f} kW"
     return replace(ack, target_kw=ob.cap_kw, measured_kw=mining_kw, reason=reason)

@@ -41,8 +41,10 @@ def stage(
     started_at: float,
     override: OverrideRequest | None,
     feeds: FeedsConfig,
+    floor_kw: float,
     now: float,
 ) -> PriceStage:
+    """`floor_kw`: what the active awards hold against price (I12; 0: none)."""
     mode, price, stale = price_mode(acting, started_at, feeds, now)
     narrowed = cap
     failsafe: tuple[str, ...] = ()
@@ -51,15 +53,18 @@ def stage(
         failsafe = ("price_stale",)
         detail = f"price_stale: no price received for over {feeds.price_stale_s:.0f} s"
         if mode is PriceMode.CURTAIL:
-            narrowed = cap.narrow(0.0, "safety")
+            # Not knowing the price is a price reason: an award's floor stays (of what runs).
+            narrowed = cap.narrow(floor_kw, "safety")
             cap_kw = narrowed.kw if narrowed is not cap else None
-            reasons = (Reason("failsafe", cap_kw, f"{detail}; mining is curtailed"),)
+            held = f" to the awarded {floor_kw:.1f} kW" if floor_kw > 0 else ""
+            reasons = (Reason("failsafe", cap_kw, f"{detail}; mining is curtailed{held}"),)
         else:
             reasons = (Reason("failsafe", None, f"{detail}; every pool holds"),)
     if override is not None and override.mode == "run":
         mode = PriceMode.RUN
-    # No usable price: nothing justifies more load (CONTRACT 7).
-    return PriceStage(narrowed, mode, price, failsafe, mode is PriceMode.HOLD, reasons)
+    # No usable price: nothing justifies more load (CONTRACT 7), an award's floor included.
+    never_raise = mode is PriceMode.HOLD or (mode is PriceMode.CURTAIL and floor_kw > 0)
+    return PriceStage(narrowed, mode, price, failsafe, never_raise, reasons)
 
 
 def price_mode(

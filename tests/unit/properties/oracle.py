@@ -39,6 +39,9 @@ class View:
     limit_kw: float  # POI or backup
     ufr_must_trip: bool
     trip_seen: bool
+    # I12: the active awards' MW as kW, no more than any reduction deployment's cap (0: none)
+    floor_kw: float = 0.0
+    award_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -81,12 +84,17 @@ class Oracle:
 
         caps: list[tuple[str, float]] = [("safety envelope", envelope_kw)]
         reductions: list[tuple[str, float]] = []
+        awarded_kw = 0.0
+        award_ids: list[str] = []
         for key, ob in self.obligations.items():
             msg = ob.instruction
             start = msg.start if msg.start is not None else msg.notified_at
             if now < start:
                 continue
             mw_kw = (msg.mw or 0.0) * 1000.0
+            if msg.type is DispatchType.AWARD:
+                awarded_kw += mw_kw
+                award_ids.append(key)
             if msg.type in REDUCTION_TYPES:
                 cap = max(0.0, ob.level_kw - mw_kw)
                 reductions.append((key, cap))
@@ -107,8 +115,10 @@ class Oracle:
             price_stale = now - self.started_at > cfg.feeds.price_stale_s
         else:
             price_stale = now - snap.price.received_at > cfg.feeds.price_stale_s
+        floor_kw = min([awarded_kw, *(cap for _, cap in reductions)])
         if price_stale and cfg.feeds.on_price_stale == "curtail":
-            caps.append(("price stale: curtail", 0.0))
+            # Not knowing the price is a price reason: an award's floor stays (I12).
+            caps.append(("price stale: curtail", floor_kw))
 
         never_raise: list[str] = []
         for msg in snap.dispatch_inbox:
@@ -157,6 +167,8 @@ class Oracle:
             limit_kw=limit_kw,
             ufr_must_trip=must_trip,
             trip_seen=self.trip_seen,
+            floor_kw=floor_kw,
+            award_ids=tuple(award_ids),
         )
 
     def _fold(self, msg: DispatchInstruction) -> None:

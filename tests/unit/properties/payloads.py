@@ -156,17 +156,18 @@ def _receive_time(draw: st.DrawFn, hint: float | None, low_s: float, high_s: flo
 
 KINDS = tuple(t.value for t in DispatchType)
 _NEEDS = {
-    "mw": {"RRS", "ECRS", "NSRS", "ERS10", "ERS30", "CLR", "LIMIT"},
+    "mw": {"RRS", "ECRS", "NSRS", "ERS10", "ERS30", "CLR", "LIMIT", "AWARD"},
     "level": {"EEA"},
-    "start": {"4CP"},
-    "end": {"4CP"},
+    "start": {"4CP", "AWARD"},
+    "end": {"4CP", "AWARD"},
     "recall_id": {"RECALL"},
+    "product": {"AWARD"},
 }
 
 
 @st.composite
 def dispatch_cases(draw: st.DrawFn) -> Case:
-    kind = hostile(draw, st.sampled_from(KINDS), st.sampled_from(("AWARD", "rrs", "", 4)))
+    kind = hostile(draw, st.sampled_from(KINDS), st.sampled_from(("REGUP", "rrs", "", 4)))
     notified, hint = instants(draw)
     obj: dict[str, Any] = {"id": ids(draw), "type": kind, "notified_at": notified}
     start, start_hint = instants(draw, near=hint)
@@ -179,6 +180,9 @@ def dispatch_cases(draw: st.DrawFn) -> Case:
         "end": lambda: instants(draw, near=start_hint)[0],
         "deadline_s": lambda: numbers(draw, 0.0, DAY_S),
         "recall_id": lambda: ids(draw),
+        "product": lambda: hostile(
+            draw, st.sampled_from(("RRS", "ECRS", "NSRS")), st.sampled_from(("REGUP", "", 1))
+        ),
         "gateway": lambda: texts(draw),  # a gateway's own field: ignored
     }
     for key, value in optional.items():

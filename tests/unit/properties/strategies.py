@@ -185,6 +185,17 @@ REDUCTION_FOCUS = StepProfile(
     dispatch_rate=(False, True),
     end_offsets=(None, None, None, 60.0, 900.0),
 )
+# Awards (I12) against everything that may cut into them: price spikes, reductions, LIMIT,
+# CLR, 4CP, EEA, recalls, overrides, trips and pool faults.
+AWARD_FOCUS = StepProfile(
+    prices=(5000.0, 9999.0, 150.0, 40.0, 138.7, 20.0, 1000.0, -50.0),
+    dispatch_kinds=("AWARD",) * 4
+    + ("RRS", "ECRS", "NSRS", "LIMIT", "CLR", "4CP", "EEA")
+    + ("RECALL", "HEARTBEAT"),
+    dispatch_ids=("D1", "D2", "D3"),
+    dispatch_rate=(False, True),
+    end_offsets=(None, 900.0, 60.0, 5.0),
+)
 PRICE_ONLY = StepProfile(
     dt_s=(1.0, 0.5, 2.0, 5.0, 0.0, 30.0, 120.0, 400.0),
     new_price=(True,),
@@ -211,7 +222,9 @@ STEADY = StepProfile(
     misc_rate=(False,) * 7 + (True,),
     frequencies=("nominal",) * 30 + ("trip", "between", "above", "stale_nominal", "missing"),
 )
-_STEP_DIGITS = {prof: prof.digits() for prof in (DEFAULT, REDUCTION_FOCUS, PRICE_ONLY, STEADY)}
+_STEP_DIGITS = {
+    prof: prof.digits() for prof in (DEFAULT, REDUCTION_FOCUS, AWARD_FOCUS, PRICE_ONLY, STEADY)
+}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from controller.config import Config
 from controller.core.plan import Decision, Snapshot
 from controller.core.state import ControllerState
 from controller.model import (
+    AWARD_PRODUCTS,
     REDUCTION_TYPES,
     ActingPrice,
     DispatchInstruction,
@@ -150,6 +151,11 @@ class World:
         elif kind is DispatchType.FOUR_CP:
             start = now if start is None else start
             fields = {"start": start, "end": start + (event.end_offset_s or 60.0)}
+        elif kind is DispatchType.AWARD:
+            start = now if start is None else start
+            end = start + (event.end_offset_s or 900.0)
+            product = AWARD_PRODUCTS[event.level % len(AWARD_PRODUCTS)]
+            fields = {"mw": mw, "start": start, "end": end, "product": product}
         elif kind is DispatchType.RECALL:
             fields = {"recall_id": event.recall_id}
         msg = DispatchInstruction(
