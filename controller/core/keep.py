@@ -43,8 +43,12 @@ def allowances(
     telemetry: Mapping[str, PoolTelemetry],
     w: WalkInputs,
     economics: Economics,
+    uncounted: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
-    """Pool name -> the kW it may run at for the award floor, for pools price would curtail."""
+    """Pool name -> the kW it may run at for the award floor, for pools price would curtail.
+
+    `uncounted`: cut pools the walk found it cannot lift under the cap; they run nothing.
+    """
     need_kw = w.floor_kw if w.floor_kw < w.cap_kw else w.cap_kw
     if need_kw <= _EPS_KW or economics.mode is PriceMode.RUN:
         return {}  # `run` keeps every pool on already
@@ -67,7 +71,7 @@ def allowances(
         now_kw = min(ps.target_kw, measured_kw, available_kw) if running else 0.0
         if running:
             full_kw = available_kw if may_raise and t is not None else now_kw
-        elif ps.on or not may_raise or t is None:
+        elif ps.on or not may_raise or t is None or name in uncounted:
             full_kw = 0.0  # escalated (held at its target it stays cut), or may not start
         elif ps.cut and spec.outlet_steps_kw is None:
             # Lifting a PDU cut energises every outlet: the walk lifts one only with room for

@@ -68,6 +68,21 @@ _Raise = tuple[PoolSpec, PoolState, float, int | None, str, float, float, PoolTe
 
 
 def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResult:
+    # An award's allowances count on every pool they keep or price runs; a PDU cut the cap
+    # cannot lift runs nothing, so the walk is taken again with that pool counted out (rare: a
+    # cut pool under an award and a tight cap; at most once per such pool).
+    uncounted: frozenset[str] = frozenset()
+    while True:
+        result = _walk(pools, snap, w, uncounted)
+        if isinstance(result, WalkResult):
+            return result
+        uncounted |= {result}
+
+
+def _walk(
+    pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs, uncounted: frozenset[str]
+) -> WalkResult | str:
+    """One walk, or the name of a cut pool the floor counted on that the cap cannot lift."""
     budget = Budget(
         remaining_kw=max(0.0, w.cap_kw - w.faulted_kw - w.unexpected_kw),
         ramp_left_kw=w.ramp_kw,
@@ -89,7 +104,8 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
     changed = False
     blind: list[str] = []
     # Pools an award keeps on against price, with what each may run at (empty without one).
-    kept = allowances(pools, telemetry, w, economics) if w.floor_kw > 0.0 else _NONE_KEPT
+    floor = w.floor_kw > 0.0 and mode is not PriceMode.RUN
+    kept = allowances(pools, telemetry, w, economics, uncounted) if floor else _NONE_KEPT
     for spec in w.merit:
         name = spec.name
         ps = pools[name]
@@ -124,6 +140,19 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
         )
         if kept_kw is not None and kept_kw < available_kw:
             available_kw = kept_kw  # kept for an award: no more than the floor needs of it
+        # A PDU cut lifts only with room for all the pool can draw (second pass below): under
+        # a cap that leaves less, it stays cut, and the room goes to pools that can use it.
+        cut_held = (
+            ps.cut
+            and wants
+            and spec.outlet_steps_kw is None
+            and budget.remaining_kw < spec.max_kw - _EPS_KW
+            and ps.target_kw < available_kw
+        )
+        if cut_held:
+            if floor and name not in uncounted:
+                return name
+            available_kw = ps.target_kw
         target_kw, outlets_on, cap_limited, ramp_limited = allocate_pool(
             spec, wants, available_kw, ps.target_kw, ps.outlets_on, budget, hold=t is None
         )
@@ -132,6 +161,8 @@ def walk(pools: dict[str, PoolState], snap: Snapshot, w: WalkInputs) -> WalkResu
         )
         if kept_kw is not None and reason == "price":
             reason = w.floor_reason
+        elif cut_held and not (tripped or ps.faulted):
+            reason = binding
         if target_kw > ps.target_kw + _EPS_KW:
             base_kw = measured_kw if measured_kw > ps.target_kw else ps.target_kw
             raisers_kw += base_kw

@@ -213,3 +213,25 @@ def test_swapping_to_the_ufr_pool_never_dips_below_the_floor() -> None:
         assert decision.plan.mining_target_kw >= 4000.0 - 1e-6
         assert sim.mining_kw >= 4000.0 - 1e-6
     assert sim.targets() == {"eff": 0.0, "mid": pytest.approx(4000.0), "old": 0.0}
+
+
+def test_the_floor_is_not_counted_on_a_cut_the_cap_cannot_lift() -> None:
+    """Found by the award property: `mid` was escalated to a PDU cut, which lifts only with room
+    for its whole 6 MW. Under an 11 MW cap with `eff` at 6 MW that room is not there, so `mid`
+    stays cut, and the floor's 4 MW must be kept on `old` from the award's first decision (it
+    was counted on `mid` there, one second short of the floor)."""
+    sim = running_site()
+    sim.stuck.add("mid")
+    sim.stuck_power_kw["mid"] = 6000.0
+    sim.price = SPIKE
+    sim.run(7)
+    assert sim.last is not None and sim.last.plan.pools["mid"].cut
+    sim.stuck.clear()
+    sim.dispatch("CLR", "C1", mw=11.0)
+    award(sim, "ECRS", 10.0)
+    for _ in range(3):
+        pools = sim.step().plan.pools
+        assert (pools["mid"].cut, pools["mid"].target_kw) == (True, 0.0)
+        assert (pools["eff"].target_kw, pools["old"].target_kw) == (6000.0, pytest.approx(4000.0))
+        assert pools["old"].reason == "dispatch:AW1"
+    assert sim.mining_kw == pytest.approx(10000.0)

@@ -101,6 +101,27 @@ def test_raising_lifts_the_cut() -> None:
     assert (mid.cut, mid.target_kw) == (False, 6000)
 
 
+def test_a_cut_the_cap_cannot_lift_leaves_the_room_to_the_next_pool() -> None:
+    # Found by the award property (fuzz): a cut lifts only with room for all the pool can draw,
+    # so under a smaller cap the cut pool stays cut; the cap's room went to it anyway and the
+    # pools after it in merit order stayed off, running nothing under a 4 MW cap.
+    sim = SiteSim(make_config())
+    sim.run(3)
+    sim.stuck.add("eff")
+    sim.stuck_power_kw["eff"] = 6000.0
+    sim.price = 900.0
+    sim.run(7)
+    assert sim.last is not None
+    assert sim.last.plan.pools["eff"].cut
+    sim.stuck.clear()
+    sim.price = 20.0
+    sim.dispatch("CLR", "C1", mw=4.0)  # less than eff's 6 MW: its cut may not lift
+    sim.run(3)
+    eff, mid = sim.last.plan.pools["eff"], sim.last.plan.pools["mid"]
+    assert (eff.cut, eff.target_kw, eff.reason) == (True, 0.0, "dispatch:C1")
+    assert (mid.target_kw, mid.reason) == (pytest.approx(4000), "dispatch:C1")
+
+
 def pdu_pool_config() -> SiteSim:
     config = make_config(
         pools=[
