@@ -85,19 +85,25 @@ def test_offline_pool_is_faulted_held_and_its_load_counted() -> None:
     assert decision.plan.mining_target_kw <= 8000 + 1e-6
 
 
-def test_raising_lifts_the_cut() -> None:
+def site_with_a_cut(pool: str) -> SiteSim:
+    """The harness site with `pool` escalated to a PDU cut (its agent ignored a curtail at
+    $900/MWh), its agent obeying again: the cut stays until a raise lifts it."""
     sim = SiteSim(make_config())
     sim.run(3)
-    sim.stuck.add("mid")
-    sim.stuck_power_kw["mid"] = 6000.0
+    sim.stuck.add(pool)
+    sim.stuck_power_kw[pool] = 6000.0
     sim.price = 900.0
     sim.run(7)
     assert sim.last is not None
-    assert sim.last.plan.pools["mid"].cut
+    assert sim.last.plan.pools[pool].cut
     sim.stuck.clear()
+    return sim
+
+
+def test_raising_lifts_the_cut() -> None:
+    sim = site_with_a_cut("mid")
     sim.price = 20.0
-    sim.run(2)
-    mid = sim.last.plan.pools["mid"]
+    mid = sim.run(2).plan.pools["mid"]
     assert (mid.cut, mid.target_kw) == (False, 6000)
 
 
@@ -105,21 +111,14 @@ def test_a_cut_the_cap_cannot_lift_leaves_the_room_to_the_next_pool() -> None:
     # Found by the award property (fuzz): a cut lifts only with room for all the pool can draw,
     # so under a smaller cap the cut pool stays cut; the cap's room went to it anyway and the
     # pools after it in merit order stayed off, running nothing under a 4 MW cap.
-    sim = SiteSim(make_config())
-    sim.run(3)
-    sim.stuck.add("eff")
-    sim.stuck_power_kw["eff"] = 6000.0
-    sim.price = 900.0
-    sim.run(7)
-    assert sim.last is not None
-    assert sim.last.plan.pools["eff"].cut
-    sim.stuck.clear()
+    sim = site_with_a_cut("eff")
     sim.price = 20.0
     sim.dispatch("CLR", "C1", mw=4.0)  # less than eff's 6 MW: its cut may not lift
-    sim.run(3)
-    eff, mid = sim.last.plan.pools["eff"], sim.last.plan.pools["mid"]
+    pools = sim.run(3).plan.pools
+    eff, mid = pools["eff"], pools["mid"]
     assert (eff.cut, eff.target_kw, eff.reason) == (True, 0.0, "dispatch:C1")
-    assert (mid.target_kw, mid.reason) == (pytest.approx(4000), "dispatch:C1")
+    assert mid.target_kw == pytest.approx(4000)
+    assert mid.reason == "dispatch:C1"
 
 
 def pdu_pool_config() -> SiteSim:
