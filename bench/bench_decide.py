@@ -267,7 +267,10 @@ quarter, price/allocation/reason a sixth, the totals pass a tenth of decide()), 
 machine the tail is mostly other processes: see the max column). Pure-Python micro-work will
 not close it; what would: compiling the per-pool core (core/walk, confirm, allocate, totals:
 already mypy-strict) with mypyc or Cython, or columnar pool state (arrays of targets, seqs,
-timers) with records built only for the pools a driver must be told about."""
+timers) with records built only for the pools a driver must be told about. `award-step` adds
+the award's allowances (controller/core/keep.py): one more pass over the pools, asking the price
+policy again of each, for about 1.4x `price-step`; it returns as soon as the pools price runs
+cover the floor, so a steady award with a low price costs nothing more."""
 
 
 def write_results(rows: list[Row], command: str, load_1m: float) -> None:
@@ -278,9 +281,10 @@ def write_results(rows: list[Row], command: str, load_1m: float) -> None:
             "`steady`: telemetry follows the plan, nothing moves; `jitter`: the same, but every",
             "running pool's reported power wanders by 0.01 kW per decision (inside its confirm",
             "tolerance); `price-step`: the price alternates 20 <-> 150 $/MWh every decision",
-            "(no dwell, no ramp limit), so most pools switch each time. Only decide() is timed",
-            "(perf_counter_ns) after a warm-up, GC enabled; `pools changed` counts pool records",
-            "replaced per decision.",
+            "(no dwell, no ramp limit), so most pools switch each time; `award-step`: the same",
+            "with an RRS award of 30% of capacity, which price may not curtail. Only decide()",
+            "is timed (perf_counter_ns) after a warm-up, GC enabled; `pools changed` counts pool",
+            "records replaced per decision.",
             f"1-minute load average at start: {load_1m:.2f} (a 2-core machine shared with other",
             "engineers' benchmarks: figures move by a third or more from run to run, p99 most;",
             "compare runs made back to back, or bench_ab.py's alternated A/B).",

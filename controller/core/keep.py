@@ -54,7 +54,7 @@ def allowances(
         return {}  # `run` keeps every pool on already
     may_raise = not (w.never_raise or w.trip_active)
     now = w.confirm.now
-    free_kw = w.cap_kw - w.faulted_kw - _occupied_kw(pools, telemetry, w)
+    free_kw: float | None = None  # the cap's measured free room, for a cut pool (rare)
     wanted_kw = wanted_now_kw = wanted_ufr_kw = 0.0
     candidates: list[_Candidate] = []
     for spec in w.merit:
@@ -77,6 +77,8 @@ def allowances(
             # Lifting a PDU cut energises every outlet: the walk lifts one only with room for
             # all the pool can draw (walk.py).
             own_kw = measured_kw if measured_kw > ps.target_kw else ps.target_kw
+            if free_kw is None:
+                free_kw = w.cap_kw - w.faulted_kw - _occupied_kw(pools, telemetry, w)
             full_kw = available_kw if own_kw + free_kw >= spec.max_kw else 0.0
         else:
             full_kw = available_kw
@@ -85,10 +87,10 @@ def allowances(
             wanted_now_kw += now_kw
             if spec.ufr:
                 wanted_ufr_kw += full_kw
+            if wanted_kw >= need_kw - _EPS_KW and wanted_now_kw >= need_kw - _EPS_KW:
+                return {}  # price keeps the floor running by itself (the sums only grow)
         elif full_kw > _EPS_KW:
             candidates.append((spec, now_kw, full_kw))
-    if wanted_kw >= need_kw - _EPS_KW and wanted_now_kw >= need_kw - _EPS_KW:
-        return {}  # price keeps the floor running by itself (most decisions with an award)
     kept: dict[str, float] = {}
     need_left_kw = need_kw - wanted_kw
     rrs_left_kw = min(w.floor_rrs_kw, need_kw) - wanted_ufr_kw
