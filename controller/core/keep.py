@@ -105,10 +105,11 @@ def allowances(
     for spec, _, full_kw in candidates:
         if need_left_kw <= _EPS_KW:
             break
-        if spec.name not in kept:
-            given = _allowance(spec, full_kw, need_left_kw)
+        had_kw = kept.get(spec.name, 0.0)  # a ufr pool kept for RRS may carry more
+        if had_kw < full_kw - _EPS_KW:
+            given = _allowance(spec, full_kw, had_kw + need_left_kw)
             kept[spec.name] = given
-            need_left_kw -= given
+            need_left_kw -= given - had_kw
     # The floor as it runs now: pools not yet up are bridged by running ones, held as they are.
     running_kw = wanted_now_kw
     for spec, now_kw, _ in candidates:

@@ -199,6 +199,25 @@ def test_two_awards_share_one_floor() -> None:
     assert floors == {"AW1": pytest.approx(4000.0), "AW2": pytest.approx(3000.0)}
 
 
+def test_a_pool_kept_for_rrs_also_carries_the_rest_of_the_floor_in_merit_order() -> None:
+    """Found by the award property: the ufr pool kept for the RRS part was skipped when the rest
+    of the floor went round in merit order. Here the allowances came to 16 MW for a 17 MW floor,
+    so every pool was held on as it ran (18 MW through a $5000 spike); on a one-pool site the
+    floor ran short."""
+    sim = running_site()
+    award(sim, "RRS", 4.0, "AW1")
+    award(sim, "ECRS", 13.0, "AW2")
+    sim.price = SPIKE
+    sim.run(5)
+    # RRS: 4 MW of mid; the other 13 MW in merit order: eff whole, mid topped up, old the rest.
+    assert sim.targets() == {
+        "eff": pytest.approx(6000.0),
+        "mid": pytest.approx(6000.0),
+        "old": pytest.approx(5000.0),
+    }
+    assert acks_of(sim, "AW1") == ["accepted", "complied"]
+
+
 def test_swapping_to_the_ufr_pool_never_dips_below_the_floor() -> None:
     """RRS on a site where only `eff` runs: `mid` (ufr) must come on, and `eff` is held as it
     is until mid's measured load covers the floor."""
