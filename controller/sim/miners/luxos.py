@@ -6,13 +6,16 @@ id as their first parameter (`logon` makes one, `session` tells the current one)
 `stop_mining`/`resume_mining` send `curtail` `sleep`/`wakeup`; `set_power_limit(W)` reads the
 config by the multi-command `tempctrl+fans+pools+groups+config+profiles`, picks the highest
 profile at or under W (False below the lowest), checks `atm`, and sends `profileset`; wattage
-comes from `power` (`Watts`).
+comes from `power` (`Watts`). With ATM (Advanced Thermal Management) on, the firmware moves the
+profile itself: pyasic turns ATM off around `profileset`, and this simulation refuses a
+`profileset` while ATM is on, the strict reading of that (`atm_enabled`, off by default).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +52,9 @@ class LuxOS:
         self.profiles = profiles_for(state.nominal_w, state.j_per_th)
         self.profile = DEFAULT_PROFILE
         self.session_id = ""
+        self.atm_enabled = False
         self.requests = 0
+        self.commands: Counter[str] = Counter()  # RPC commands received, by name
         if state.limit_w is not None:
             self._apply_profile(self._profile_at_or_under(state.limit_w) or DEFAULT_PROFILE)
 
@@ -82,6 +87,7 @@ class LuxOS:
         command = str(request.get("command", ""))
         if "+" in command:
             return rc.multi(self.rpc, command, request)
+        self.commands[command] += 1
         params = [p for p in str(request.get("parameter", "")).split(",") if p != ""]
         readers = {
             "version": self._version, "devdetails": self._devdetails, "power": self._power,
@@ -127,13 +133,16 @@ class LuxOS:
         }
 
     def _atmset(self, args: list[str]) -> dict[str, Any]:
-        return {"STATUS": rc.status(339, "ATM set"), "id": 1}
+        for arg in args:
+            if arg.startswith("enabled="):
+                self.atm_enabled = arg.removeprefix("enabled=") == "true"
+        return {"STATUS": rc.status(340, "ATM set"), "id": 1}
 
     def _config(self) -> dict[str, Any]:
         last = int(self.state.ip.rsplit(".", 1)[-1])
         return {"STATUS": rc.status(33, "CGMiner config"),
                 "CONFIG": [{"Profile": self.profile, "MACAddr": f"02:00:00:00:01:{last:02x}",
-                            "IsAtmEnabled": False, "RedLed": "off",
+                            "IsAtmEnabled": self.atm_enabled, "RedLed": "off",
                             "CurtailMode": "Sleep" if self.state.sleeping else "None"}],
                 "id": 1}  # fmt: skip
 
@@ -152,7 +161,7 @@ class LuxOS:
                 "SESSION": [{"SessionID": self.session_id}], "id": 1}  # fmt: skip
 
     def _atm(self) -> dict[str, Any]:
-        return {"STATUS": rc.status(339, "ATM"), "ATM": [{"Enabled": False}], "id": 1}
+        return {"STATUS": rc.status(339, "ATM"), "ATM": [{"Enabled": self.atm_enabled}], "id": 1}
 
     def _tempctrl(self) -> dict[str, Any]:
         return {"STATUS": rc.status(334, "Tempctrl"),
@@ -180,6 +189,8 @@ class LuxOS:
         names = {p["Profile Name"] for p in self.profiles}
         if not args or args[0] not in names:
             return rc.error("Invalid profile")
+        if self.atm_enabled:
+            return rc.error("Cannot set profile while ATM is enabled")
         self._apply_profile(args[0])
         return {"STATUS": rc.status(338, "Profile set"),
                 "PROFILE": [{"Profile": args[0], "Board": 0}], "id": 1}  # fmt: skip
