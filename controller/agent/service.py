@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
 
@@ -41,7 +42,10 @@ class PoolWorker:
         self.wake = asyncio.Event()
         self.started_fresh = True  # no cmd carried out since this process started
         self.polled = asyncio.Event()  # the first telemetry round is done
+        self.quiet = asyncio.Event()  # no cmd waiting or being carried out
+        self.quiet.set()
         self._round: asyncio.Task[None] | None = None  # the telemetry round in flight
+        self.round_done_at = -math.inf  # monotonic end of the last complete telemetry round
         self.follow_ups: set[asyncio.Task[None]] = set()
 
     def offer(self, payload: bytes) -> None:
@@ -52,10 +56,17 @@ class PoolWorker:
             return
         self.pending = (command, time.monotonic())
         self.wake.set()
-        # A cmd goes first: the telemetry round in flight (thousands of reads on a big pool)
-        # would hold the call slots and the CPU. Its readings are taken again next round.
-        if self.polled.is_set() and self._round is not None and not self._round.done():
-            self._round.cancel()
+        # A cmd goes first: a telemetry round (thousands of reads on a big pool) would hold
+        # the call slots and the CPU. None starts until the cmd is carried out (its follow-up
+        # reads the miners it acted on), and the one in flight gives way, unless the last
+        # complete round is old: cmds coming faster than a round (CLR base points every few
+        # seconds) must not starve the reads the retries and the reported power depend on.
+        if self.polled.is_set():
+            self.quiet.clear()
+            in_flight = self._round
+            recent = time.monotonic() - self.round_done_at < 2 * self.poll_s
+            if in_flight is not None and not in_flight.done() and recent:
+                in_flight.cancel()
 
     def publish_state(self) -> None:
         self.session.publish(self.state_topic, state_payload(self.pool.state(), time.time()),
@@ -74,6 +85,8 @@ class PoolWorker:
                 await self._carry_out(command, received)
             except Exception:
                 logger.exception("pool %s: cmd %d failed", self.pool.name, command.seq)
+            if self.pending is None:
+                self.quiet.set()
 
     async def _carry_out(self, command: Command, received: float) -> None:
         applied = self.pool.applied_seq
@@ -106,6 +119,7 @@ class PoolWorker:
 
     async def run_telemetry(self) -> None:
         while True:
+            await self.quiet.wait()
             started = time.monotonic()
             self._round = asyncio.create_task(self._telemetry_round())
             try:
@@ -128,6 +142,7 @@ class PoolWorker:
             self.metrics.retries.labels(self.pool.name).inc(retried)
         self.pool.save()
         self.publish_state()
+        self.round_done_at = time.monotonic()
 
 
 class Agent:
