@@ -177,10 +177,12 @@ def main() -> None:
         (
             "Power under target includes the simulated miners' ramp (linear over 1 s, as a real "
             "miner's fans and boards take about that); the confirming state comes when the agent "
-            "reads the acted miners again, 1.5 s after the cmd, or at its next poll. Per action, "
-            "pyasic makes 4 HTTP requests (stock Antminer stop/resume: read the config, post it, "
-            "each behind a Digest challenge) or 4 RPCs (LuxOS set_power_limit re-reads the "
-            "config and profiles): that CPU, on the agent's side, is what grows with the pool."
+            "reads the acted miners again, 1.5 s after the cmd, or at its next poll. Per action: "
+            "a stock Antminer stop/resume is pyasic's 4 HTTP requests (read the config, post it, "
+            "each behind a Digest challenge); a LuxOS limit is one `profileset` RPC of a profile "
+            "learned at discovery (pyasic's set_power_limit would read the config and profiles "
+            "again and check ATM: 4 RPCs). No telemetry round runs while a cmd is carried out. "
+            "The agent's CPU is what grows with the pool: one core, one process."
         ),
     ]
     text = "\n".join(lines)
