@@ -188,11 +188,13 @@ class PoolAgent:
             )
         return views
 
-    async def carry_out(self, seq: int, target_kw: float) -> Plan:
+    async def carry_out(self, seq: int, target_kw: float, epoch: int | None = None) -> Plan:
         """Plan against the latest readings, act (cuts first, then raises), read the acted."""
         self.target_w = target_kw * 1000.0
         result = await self._plan_and_act(self.target_w)
         self.applied_seq = self.memory.applied_seq = seq
+        if epoch is not None:
+            self.memory.epoch = max(self.memory.epoch, epoch)
         self.store.save(self.memory)
         return result
 
@@ -288,12 +290,15 @@ class PoolAgent:
         records = list(self.records.values())
         power_w = sum(self.counted_w(r) for r in records)
         available_w = sum(self.nominal_w(r) for r in records if r.reachable)
-        return {
+        state: dict[str, Any] = {
             "seq": self.applied_seq,
             "power_kw": round(power_w / 1000.0, 3),
             "available_kw": round(available_w / 1000.0, 3),
             "online": any(r.reachable for r in records),
         }
+        if self.memory.epoch:  # only once a leadership epoch was obeyed: 2.4 unchanged without
+            state["epoch"] = self.memory.epoch
+        return state
 
     def counts(self) -> PoolCounts:
         counts = PoolCounts(total=len(self.records))

@@ -1,7 +1,9 @@
 """The agent process: one MQTT session, a worker per pool (cmds at once, telemetry every poll_s).
 
 A cmd is carried out when its seq is above the last carried out, or, for the first cmd after a
-start, equal to it (the retained cmd is carried out again after a restart). A newer cmd arriving
+start, equal to it (the retained cmd is carried out again after a restart). With an
+active/standby pair the cmds carry the leadership's `epoch`: one below an epoch already obeyed
+is a deposed leader's and is refused at once (protocol.admits). A newer cmd arriving
 while one is being carried out waits for it and then replaces any still waiting. Nothing a miner,
 the network or the broker does ends the process: errors are logged and the loops go on.
 """
@@ -20,7 +22,7 @@ from controller.agent.config import AgentConfig
 from controller.agent.driver import MinerDriver
 from controller.agent.metrics import AgentMetrics
 from controller.agent.pool import Defaults, PoolAgent
-from controller.agent.protocol import Command, parse_cmd, state_payload
+from controller.agent.protocol import Command, admits, parse_cmd, state_payload
 from controller.agent.store import PoolStore
 
 logger = logging.getLogger("curtaild.agent")
@@ -54,6 +56,13 @@ class PoolWorker:
             self.metrics.commands.labels(self.pool.name, "rejected").inc()
             logger.warning("pool %s: cmd rejected: %r", self.pool.name, payload[:200])
             return
+        if command.epoch is not None and command.epoch < self.highest_epoch():
+            # A deposed leader's: it neither replaces a waiting cmd nor interrupts the reads.
+            self.metrics.commands.labels(self.pool.name, "fenced").inc()
+            logger.warning("pool %s: cmd seq %d of epoch %d refused: epoch %d leads",
+                           self.pool.name, command.seq, command.epoch,
+                           self.highest_epoch())  # fmt: skip
+            return
         self.pending = (command, time.monotonic())
         self.wake.set()
         # A cmd goes first: a telemetry round (thousands of reads on a big pool) would hold
@@ -67,6 +76,11 @@ class PoolWorker:
             recent = time.monotonic() - self.round_done_at < 2 * self.poll_s
             if in_flight is not None and not in_flight.done() and recent:
                 in_flight.cancel()
+
+    def highest_epoch(self) -> int:
+        """The highest epoch obeyed or waiting to be."""
+        waiting = self.pending[0].epoch if self.pending is not None else None
+        return max(self.pool.memory.epoch, waiting or 0)
 
     def publish_state(self) -> None:
         self.session.publish(self.state_topic, state_payload(self.pool.state(), time.time()),
@@ -89,15 +103,16 @@ class PoolWorker:
                 self.quiet.set()
 
     async def _carry_out(self, command: Command, received: float) -> None:
-        applied = self.pool.applied_seq
-        fresh_repeat = self.started_fresh and command.seq == applied
-        if command.seq <= applied and not fresh_repeat:
-            self.metrics.commands.labels(self.pool.name, "ignored").inc()
-            logger.info("pool %s: cmd seq %d ignored (last carried out %d)", self.pool.name,
-                        command.seq, applied)  # fmt: skip
+        applied, epoch = self.pool.applied_seq, self.pool.memory.epoch
+        verdict = admits(command, applied, epoch, self.started_fresh)
+        if verdict != "carry_out":
+            self.metrics.commands.labels(self.pool.name, verdict).inc()
+            logger.info("pool %s: cmd seq %d epoch %s %s (last carried out %d, epoch %d)",
+                        self.pool.name, command.seq, command.epoch, verdict, applied,
+                        epoch)  # fmt: skip
             return
         self.started_fresh = False
-        result = await self.pool.carry_out(command.seq, command.target_kw)
+        result = await self.pool.carry_out(command.seq, command.target_kw, command.epoch)
         elapsed = time.monotonic() - received
         self.metrics.command_seconds.labels(self.pool.name).observe(elapsed)
         self.metrics.commands.labels(self.pool.name, "carried_out").inc()

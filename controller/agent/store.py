@@ -31,6 +31,7 @@ class MinerKnowledge:
 class PoolMemory:
     applied_seq: int = 0
     miners: dict[str, MinerKnowledge] = field(default_factory=dict)
+    epoch: int = 0  # the highest leadership epoch obeyed (0: none seen, docs/ha.md)
 
 
 class PoolStore:
@@ -41,7 +42,7 @@ class PoolStore:
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
             miners = {ip: MinerKnowledge(**known) for ip, known in doc["miners"].items()}
-            return PoolMemory(int(doc["applied_seq"]), miners)
+            return PoolMemory(int(doc["applied_seq"]), miners, int(doc.get("epoch", 0)))
         except FileNotFoundError:
             return PoolMemory()
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -51,6 +52,7 @@ class PoolStore:
     def save(self, memory: PoolMemory) -> None:
         doc: dict[str, Any] = {
             "applied_seq": memory.applied_seq,
+            "epoch": memory.epoch,
             "miners": {ip: asdict(known) for ip, known in memory.miners.items()},
         }
         try:

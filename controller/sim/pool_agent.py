@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.adapters.mqtt import MqttSession, OutMessage
-from controller.agent.protocol import parse_cmd
+from controller.agent.protocol import Command, admits, parse_cmd
 from controller.config import MqttConfig
 
 Clock = Callable[[], float]
@@ -63,11 +63,13 @@ class SimPoolAgent:
         self.online = True
         self.alive = alive  # False: the agent process is down (absent or silent)
         self.applied_seq = applied_seq
+        self.epoch = 0  # the highest leadership epoch obeyed (docs/ha.md); 0: none seen
         self.target_kw: float | None = None  # None: never commanded, mines flat out
         self.last_command: dict[str, Any] | None = None
         self.commands_received = 0
         self.commands_rejected = 0
         self.commands_ignored = 0  # valid, but a seq not above the last carried out
+        self.commands_fenced = 0  # valid, but from an epoch below one obeyed (a deposed leader)
         self._unread_cmd: bytes | None = None  # the retained cmd a dead agent will read on restart
         self._deaf_until = -math.inf  # loop time: rebooting miners ignore commands until then
         self._drawn_kw = max_kw  # what the miners draw before any PDU cap
@@ -125,14 +127,19 @@ class SimPoolAgent:
         loop = asyncio.get_running_loop()
         if loop.time() < self._deaf_until:
             return  # rebooting: read again once the miners listen (see reboot_at_full_power)
-        loop.call_later(self.response_delay_s, self._apply, command.seq, command.target_kw, reread)
+        loop.call_later(self.response_delay_s, self._apply, command, reread)
 
-    def _apply(self, seq: int, target_kw: float, reread: bool = False) -> None:
-        if seq < self.applied_seq or (seq == self.applied_seq and not reread):
+    def _apply(self, command: Command, reread: bool = False) -> None:
+        verdict = admits(command, self.applied_seq, self.epoch, reread)  # the real agent's rule
+        if verdict == "fenced":
+            self.commands_fenced += 1
+            return
+        if verdict == "ignored":
             self.commands_ignored += 1  # not above the last carried out: seq only grows
             return
-        self.applied_seq = seq
-        self.target_kw = target_kw
+        self.applied_seq = command.seq
+        self.epoch = max(self.epoch, command.epoch or 0)
+        self.target_kw = command.target_kw
         if self.ramp_kw_per_s is None:
             self._drawn_kw = self.goal_kw
         self._changed()
@@ -182,13 +189,16 @@ class SimPoolAgent:
         return self.power_kw != before
 
     def state(self, now: float) -> dict[str, Any]:
-        return {
+        state = {
             "seq": self.applied_seq,
             "power_kw": round(self.power_kw, 3),
             "available_kw": round(self.available_kw, 3),
             "online": self.online,
             "at": iso(now),
         }
+        if self.epoch:
+            state["epoch"] = self.epoch
+        return state
 
     def state_payload(self, now: float) -> bytes:
         return _dumps(self.state(now))

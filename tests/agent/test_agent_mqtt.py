@@ -54,8 +54,11 @@ class Rig:
     def state_topic(self) -> str:
         return f"{self.prefix}/pools/c01/state"
 
-    async def command(self, seq: int, target_kw: float) -> None:
-        doc = {"seq": seq, "target_kw": target_kw, "at": "2026-01-01T00:00:00Z", "reason": "price"}
+    async def command(self, seq: int, target_kw: float, epoch: int | None = None) -> None:
+        doc: dict[str, Any] = {"seq": seq, "target_kw": target_kw,
+                               "at": "2026-01-01T00:00:00Z", "reason": "price"}  # fmt: skip
+        if epoch is not None:
+            doc["epoch"] = epoch
         await self.probe.publish(self.cmd_topic, json.dumps(doc), retain=True)
 
     async def state(self, predicate: Any, timeout_s: float = 10.0, since: int = 0) -> Any:
@@ -164,6 +167,27 @@ async def test_a_cmd_with_an_older_seq_is_ignored(rig: Rig) -> None:
     doc = await rig.state(lambda d: True, since=rig.probe.mark())
     assert doc["seq"] == 7 and doc["power_kw"] <= 9.0
     assert rig.fleet.power_w() <= 9000.0
+
+
+async def test_a_deposed_leaders_epoch_is_refused_across_a_kill_9(rig: Rig) -> None:
+    """docs/ha.md: cmds ordered by (epoch, seq); the highest epoch obeyed survives a restart."""
+    await rig.command(40, 9.0, epoch=5)
+    await rig.state(lambda d: d["seq"] == 40 and d.get("epoch") == 5 and d["power_kw"] <= 9.0)
+    # The new leader (epoch 6) starts its own seq, below the deposed leader's: carried out.
+    await rig.command(3, 6.0, epoch=6)
+    await rig.state(lambda d: d["seq"] == 3 and d.get("epoch") == 6 and d["power_kw"] <= 6.0)
+    await rig.agent.kill()
+    await rig.agent.start()
+    # The deposed leader, woken from a pause, overwrites the retained cmd: refused.
+    since = rig.probe.mark()
+    await rig.command(41, 30.0, epoch=5)
+    await rig.state(lambda d: d["online"], timeout_s=20.0, since=since)
+    await asyncio.sleep(1.5)
+    doc = await rig.state(lambda d: True, since=rig.probe.mark())
+    assert (doc["seq"], doc["epoch"]) == (3, 6) and doc["power_kw"] <= 6.0
+    assert rig.fleet.power_w() <= 6000.0
+    assert re.search(r'curtaild_agent_commands_total\{outcome="fenced",pool="c01"\} 1\.0',
+                     await rig.metrics())  # fmt: skip
 
 
 async def test_a_luxos_reboot_stale_session_is_overcome_by_telemetry(rig: Rig) -> None:
