@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from hypothesis import event, given
+from hypothesis import event, example, given
 
 from controller.core.decide import decide
 from controller.core.plan import Decision
@@ -19,7 +19,17 @@ from controller.core.policies.award import HOLD_TOLERANCE, MIN_TOLERANCE_KW
 from controller.core.site import SiteModel, compile_site
 from controller.core.state import PoolState
 from controller.model import DispatchType, OverrideRequest
-from tests.unit.properties.strategies import AWARD_FOCUS, Scenario, scenarios
+from controller.sim.configs import PoolShape, site_data
+from tests.unit.properties.sites import Behaviour, SiteCase
+from tests.unit.properties.strategies import (
+    AWARD_FOCUS,
+    DispatchEvent,
+    Meters,
+    Misc,
+    Scenario,
+    StepInput,
+    scenarios,
+)
 from tests.unit.properties.world import EPS_KW, StepRecord, fail, run, slack
 
 RUN = OverrideRequest("run", None, float("inf"), "op", "property", 0.0, "run-nonce")
@@ -39,6 +49,21 @@ def _commanded_kw(decision: Decision, of: Decision) -> float:
         for name, ps in decision.plan.pools.items()
         if plan[name].state not in ("faulted", "escalated")
     )
+
+
+def _winding_down_kw(rec: StepRecord) -> float:
+    """Load still drawn by pools an earlier decision turned off (ramping down, not yet at their
+    target) and this one leaves off: real load on the cap, which is what leaves a pool started
+    for the floor room only as it fades (I2). A pool this decision lowers is not counted."""
+    total_kw = 0.0
+    for name, ps in rec.decision.plan.pools.items():
+        before = rec.state.pools.get(name)
+        t = rec.snap.pools.get(name)
+        if before is None or before.on or ps.on or t is None:
+            continue
+        if ps.state not in ("faulted", "escalated") and t.power_kw > ps.target_kw:
+            total_kw += t.power_kw - ps.target_kw
+    return total_kw
 
 
 def _room_kw(rec: StepRecord) -> float:
@@ -151,7 +176,40 @@ def test_property_price_never_lowers_a_pool_below_the_floor(scenario: Scenario) 
         )
 
 
+def _award_while_a_cut_pool_winds_down() -> Scenario:
+    """Found by `make fuzz`: islanded, the site is cut to 0; a step later an award arrives
+    while c00 still draws 975 kW on its way down and its min_curtail_s keeps price from
+    restarting it. Price starts c01 instead, in the room c00's fading load leaves (825 kW):
+    the site draws the floor, but the targets alone (825 kW) read as a shortfall against a
+    twin that restarts c00."""
+    pools = tuple(PoolShape(f"c0{i}", "mqtt", 3000.0, 21.5, 0.0, False, 24, 3.5) for i in (0, 1))
+    sections = {
+        "economics": {"hashprice_usd_per_ph_day": 50.0, "pool_fee": 0.02,
+                      "hysteresis_usd_per_mwh": 5.0, "min_run_s": 0.0, "min_curtail_s": 5.0},
+        "control": {"tick_s": 1.0, "ramp_up_kw_per_s": 2000.0, "confirm_timeout_s": 5.0},
+        "feeds": {"price_stale_s": 1200.0, "on_price_stale": "hold",
+                  "dispatch_heartbeat_s": 0.0, "on_dispatch_stale": "curtail"},
+        "dispatch": {"frequency_reset_s": 600.0, "eea1_fraction": 1.0, "eea2_fraction": 0.0,
+                     "eea3_fraction": 0.0, "frequency_trip_hz": 59.7,
+                     "frequency_reset_hz": 59.9},
+    }  # fmt: skip
+    data = site_data(pools, (), poi_limit_kw=2200.0, backup_limit_kw=0.0, aux_kw=300.0,
+                     margin_kw=100.0, site_meter=True, sections=sections)  # fmt: skip
+    behaviours = (Behaviour(1.0, 0.5, False, 1.0), Behaviour(0.0, 1.0, False, 1.0))
+    misc = Misc(price_received_late=False, hashprice=None, budget_failsafe=False)
+
+    def step(islanded: bool = False, price: float | None = None,
+             dispatch: DispatchEvent | None = None) -> StepInput:  # fmt: skip
+        meters = Meters("fresh", "fresh", 1.0, 0.0, islanded)
+        return StepInput(1.0, price, meters, "nominal", misc, None, dispatch, None)
+
+    award = DispatchEvent("AWARD", "D1", 0.3, 0, None, None, 0.0, "D1")
+    steps = (step(), step(), step(), step(islanded=True), step(price=40.0, dispatch=award))
+    return Scenario(SiteCase(pools, behaviours, (), data, True), steps, False)
+
+
 @given(scenarios(prof=AWARD_FOCUS))
+@example(_award_while_a_cut_pool_winds_down())
 def test_property_price_keeps_what_run_would_up_to_the_floor(scenario: Scenario) -> None:
     """I12 against a twin decision: the same inputs with price ignored (override `run`) run no
     more than the floor above this decision, whatever the price (fresh price, no override, no
@@ -164,7 +222,7 @@ def test_property_price_keeps_what_run_would_up_to_the_floor(scenario: Scenario)
         twin = _twin(rec, site)
         n = len(rec.decision.plan.pools)
         wanted_kw = min(rec.view.floor_kw, _twin_running_kw(rec, twin))
-        total_kw = _commanded_kw(rec.decision, rec.decision)
+        total_kw = _commanded_kw(rec.decision, rec.decision) + _winding_down_kw(rec)
         # Whole outlets: a ramp step rounded down to them leaves a remainder the twin hands
         # to its next pool, which the award did not need to keep.
         assert total_kw >= wanted_kw - slack(n, wanted_kw) - _outlet_step_kw(site), fail(
