@@ -20,12 +20,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
-# The integration tests need Debian's mosquitto and prometheus (the server and promtool), the
-# Grafana schema check node and deploy/grafana/schema-check's npm packages; install what is
-# missing when we may. `broker` stays as an alias of `tools`.
+# The integration tests need Debian's mosquitto, etcd-server (leader election, docs/ha.md) and
+# prometheus (the server and promtool), the Grafana schema check node and
+# deploy/grafana/schema-check's npm packages; install what is missing when we may. `broker` stays as an alias of `tools`.
 tools:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -1,0 +1,1 @@
+"""Active/standby: leader election and fencing on etcd (docs/ha.md)."""
