@@ -34,8 +34,9 @@ from controller.core.failsafe import all_curtailed
 from controller.drivers.health import HealthBoard
 from controller.errors import ConfigError
 from controller.feeds.common import FeedRejected
+from controller.ha.node import EXIT_DEPOSED, HaNode, ReplicaUnreadableError
 from controller.logs import get
-from controller.runtime import payloads, startup
+from controller.runtime import payloads, persist, startup
 from controller.runtime.apply import Applier
 from controller.runtime.devices import build_devices, devices_key
 from controller.runtime.inputs import Inputs
@@ -58,9 +59,16 @@ class Daemon:
         self.metrics = Metrics(config)
         self.metrics_server: MetricsServer | None = None
         self.stop_requested = asyncio.Event()
+        # Active/standby (docs/ha.md): None for a single daemon. A leader also listens to its
+        # own status: a deposed node's will ("offline") must not stand over a live leader's.
+        self.ha = HaNode(config) if config.ha.enabled else None
+        self.deposed: str | None = None
+        subscriptions = self.topics.subscriptions()
+        if self.ha is not None:
+            subscriptions.append(self.topics.status)
         self.session = MqttSession(
             config.mqtt,
-            self.topics.subscriptions(),
+            subscriptions,
             self._on_message,
             on_connect=self._on_connect,
             will_topic=self.topics.status,
@@ -113,6 +121,9 @@ class Daemon:
         return self.session.publish(topic, payload, qos, retain)
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        if topic == self.topics.status:
+            self._status_seen(payload)
+            return
         try:
             self.inputs.on_message(topic, payload, retain)
         except Exception:  # noqa: BLE001 - one message must not stop the daemon (I10)
@@ -126,6 +137,13 @@ class Daemon:
             report.publish_rejected_ack(verdict.msg_id, f"{reason}: {detail}")
         elif feed == "override":
             report.publish_override_state(self.loop.state.override, self.inputs.override_last)
+
+    def _status_seen(self, payload: bytes) -> None:
+        """A leader that finds `offline` on its status (the will of the node it replaced)
+        publishes its own again; not while stopping (its own `offline` comes back to it)."""
+        leading = self.loop.report.ready and not self.stop_requested.is_set()
+        if leading and self.deposed is None and b'"offline"' in payload:
+            self.loop.report.publish_status()
 
     async def _on_connect(self) -> None:
         self.metrics.set_mqtt_connected(True)
@@ -172,26 +190,79 @@ class Daemon:
             log.info("metrics served", listen=self.config.metrics.listen)
             await self._prune()
             self._install_signals()
+            if self.ha is not None:
+                if not await self._lead():
+                    return 0  # stopped while standing by: nothing was ever commanded
+                started = self.clock.monotonic()  # the takeover is this node's start
             self.loop.on_cycle = self._on_cycle
             async with asyncio.TaskGroup() as group:
                 mqtt_task = group.create_task(self.session.run(), name="mqtt")
                 pollers = self.pollers.tasks()
                 pruner = group.create_task(self._prune_forever(), name="prune")
+                watcher = None
+                if self.ha is not None:
+                    watcher = group.create_task(self.ha.watch(self._lost), name="ha-watch")
                 await self._startup(started)
                 loop_task = group.create_task(self.loop.run(), name="control-loop")
                 await self.stop_requested.wait()
                 await self._shutdown(loop_task, pollers)
                 pruner.cancel()
                 mqtt_task.cancel()
+                if watcher is not None:
+                    watcher.cancel()
         finally:
+            if self.ha is not None:
+                await self.ha.close(resign=self.deposed is None)
             self.devices.endpoints.close()
             if self.store is not None:
                 await self.store.close()
             if self.metrics_server is not None:
                 self.metrics_server.close()
             os.close(lock_fd)
+        if self.deposed is not None:
+            log.error("stopped: no longer the leader; systemd starts this node again as a standby",
+                      why=self.deposed)  # fmt: skip
+            return EXIT_DEPOSED
         log.info("stopped")
         return 0
+
+    # -- active/standby (docs/ha.md) ---------------------------------------------------------
+
+    async def _lead(self) -> bool:
+        """Stand by until this node leads, then continue from the pair's state and command
+        under the epoch; False when stopped first."""
+        assert self.ha is not None and self.store is not None
+        self.metrics.set_ha(None)
+        self._notify(systemd.ready)  # a standby is up: systemd must not time its start out
+        log.info("standing by", node=self.ha.node)
+        stored = await self.ha.lead(self.stop_requested, self._standby_tick, self.store.load)
+        if stored is None:
+            return False
+        try:
+            startup.restore_state(self.config, self.loop, self.inputs, stored)
+        except persist.RestoreError as exc:
+            raise ReplicaUnreadableError(f"replicated state: a row is unreadable ({exc})") from None
+        self.loop.replica = self.ha.replica
+        self.loop.on_deposed = self._lost
+        self.applier.fence = self.ha.epoch
+        self.metrics.set_ha(self.ha.epoch())
+        return True
+
+    def _standby_tick(self, holder: str) -> None:
+        self.metrics.set_ha(None)
+        self._notify(lambda: systemd.status(f"standby: {holder or 'nobody'} leads"))
+        if self._watchdog_s is not None:
+            self._notify(systemd.watchdog)
+
+    def _lost(self, why: str) -> None:
+        """Leadership ended (fenced or deposed): nothing more goes out; the process ends."""
+        if self.deposed is not None:
+            return
+        self.deposed = why
+        self.loop.frozen = True
+        self.metrics.set_ha(None)
+        log.error("no longer the leader: commanding stopped", why=why)
+        self.stop_requested.set()
 
     async def _startup(self, started: float) -> None:
         deadline = started + self.config.control.confirm_timeout_s
@@ -220,6 +291,8 @@ class Daemon:
             return  # stopped while starting: no decision, so no write after the signal
         self.inputs.release_baselines()
         await self.loop.step()
+        if self.deposed is not None:
+            return  # lost the lead in the first decision: no READY, no status over the leader's
         self.loop.report.ready = True
         self.loop.report.publish_status()
         # Everything built so far lives as long as the process: keep it out of GC scans, whose
@@ -262,6 +335,12 @@ class Daemon:
         loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop_task
+        if self.deposed is not None:
+            # Another node leads: no shutdown action, and no `offline` over its status.
+            for task in pollers:
+                task.cancel()
+            await self.session.close([])
+            return
         if action == "curtail":
             await self._curtail_all()
         for task in pollers:

@@ -151,6 +151,39 @@ class ErcotApiConfig(_Strict):
     metrics_listen: Listen = "127.0.0.1:9109"
 
 
+class HaConfig(_Strict):
+    """Active/standby on etcd (docs/ha.md): off unless `enabled`. Each node of a pair has its
+    own `node_name`, `mqtt.client_id` and `control.state_dir`; everything else is the same."""
+
+    enabled: bool = False
+    node_name: str = ""  # required when enabled: the name the leader key holds
+    etcd_endpoints: Annotated[list[Annotated[str, Field(pattern=r"^https?://")]],
+                              Field(min_length=1)] = Field(
+        default_factory=lambda: ["http://127.0.0.1:2379"]
+    )  # fmt: skip
+    lease_ttl_s: Annotated[int, Field(ge=2, le=60)] = 6
+    # The longest write that may be in flight when the deadline comes, plus clock-rate drift:
+    # a leader stops commanding this long before its lease can expire in etcd.
+    fence_margin_s: PositiveS = 2.0
+    etcd_timeout_s: PositiveS = 1.0  # each etcd request, per member
+
+    @model_validator(mode="after")
+    def _coherent(self) -> HaConfig:
+        if not self.enabled:
+            return self
+        if not self.node_name:
+            raise ValueError("ha.node_name is required when ha.enabled: each node its own name")
+        # A renewal every ttl/4 must be answered before the deadline it extends.
+        lead_s = self.lease_ttl_s - self.fence_margin_s
+        if lead_s <= self.lease_ttl_s / 4 + self.etcd_timeout_s:
+            raise ValueError(
+                f"ha.lease_ttl_s {self.lease_ttl_s} less fence_margin_s {self.fence_margin_s} "
+                f"must exceed a quarter of the TTL plus etcd_timeout_s {self.etcd_timeout_s}: "
+                "otherwise a healthy leader fences itself between renewals"
+            )
+        return self
+
+
 HourEnding = Annotated[int, Field(ge=1, le=24)]
 ReserveProduct = Literal["RRS", "ECRS", "NSRS"]
 
@@ -250,6 +283,7 @@ class Config(BaseSettings):
     metrics: MetricsConfig = MetricsConfig()
     ercot_api: ErcotApiConfig = ErcotApiConfig()
     backtest: BacktestConfig = BacktestConfig()
+    ha: HaConfig = HaConfig()
     meters: list[MeterConfig] = Field(default_factory=list)
     gpu_tenants: list[GpuTenantConfig] = Field(default_factory=list)
     pools: list[PoolConfig] = Field(default_factory=list)

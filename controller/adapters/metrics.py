@@ -11,10 +11,12 @@ metrics cannot:
 - `curtaild_safety_envelope_watts`: the envelope of I2, to compare the cap against.
 - `curtaild_commands_total{driver}`: commands written per driver kind (mqtt, modbus, pdu).
 - `curtaild_internal_errors_total{where}`: exceptions contained in a stage (message, decision,
-  store, apply, publish, metrics, poll, reload, events); the daemon went on (CONTRACT 7, I10).
+  store, apply, publish, metrics, poll, reload, events, replica); the daemon went on (I10).
 - `curtaild_command_failures_total{driver}`: commands a device refused or did not answer, per
   driver kind (the device's health and `curtaild_device_up` say which device).
 - `curtaild_mqtt_connected`: the broker session is up (every feed depends on it).
+- `curtaild_ha_leader`, `curtaild_ha_epoch`: with `[ha] enabled`, 1 and the epoch while this
+  node leads its pair, 0 and 0 while it stands by (docs/ha.md); a pair should show one 1.
 - `curtaild_mqtt_reconnects_total`: broker sessions established again after a loss (the MQTT
   adapter's reconnect loop reports them): a steady rate is a flapping link.
 - `curtaild_dispatch_deadline_timestamp_seconds`: the earliest deadline (epoch s) of a deployment
@@ -163,6 +165,10 @@ class Metrics:
             "curtaild_feed_age_seconds", "Since the last valid message (or start)", "feed"
         )
         self.mqtt_connected = gauge("curtaild_mqtt_connected", "1 while the broker session is up")
+        self.ha_leader = gauge(
+            "curtaild_ha_leader", "1 while this node leads its active/standby pair ([ha] only)"
+        )
+        self.ha_epoch = gauge("curtaild_ha_epoch", "The epoch this node leads under (0: standby)")
         self.poi_limit = gauge("curtaild_poi_limit_watts", "POI import limit (config)")
         self.deadline = gauge(
             "curtaild_dispatch_deadline_timestamp_seconds",
@@ -385,6 +391,10 @@ class Metrics:
         """From the health transition callback; a device appears at its first verdict."""
         self._devices.add(device)
         self.device_up.set((device,), 1.0 if up else 0.0)
+
+    def set_ha(self, epoch: int | None) -> None:
+        self.ha_leader.set(0.0 if epoch is None else 1.0)
+        self.ha_epoch.set(0.0 if epoch is None else float(epoch))
 
     def set_mqtt_connected(self, connected: bool) -> None:
         self.mqtt_connected.set(1.0 if connected else 0.0)

@@ -21,8 +21,11 @@ from controller.feeds.pool_state import parse_pool_state, peek_seq
 
 
 def cmd_payload(cmd: PoolCommand) -> bytes:
-    doc = {"seq": cmd.seq, "target_kw": round(cmd.target_kw, 3), "at": iso(cmd.at)}
+    doc: dict[str, object] = {"seq": cmd.seq, "target_kw": round(cmd.target_kw, 3),
+                              "at": iso(cmd.at)}  # fmt: skip
     doc["reason"] = cmd.reason
+    if cmd.epoch is not None:  # a pair's leader: the agents refuse a deposed one's (2.4)
+        doc["epoch"] = cmd.epoch
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
 
 

@@ -33,6 +33,8 @@ class PoolCommand:
     # decided in this life: a pool never commanded since start is left as it is (I6)
     commanded: bool
     at: float  # epoch s, the plan's time
+    # The leadership sending it (an active/standby pair, docs/ha.md); None: a single daemon.
+    epoch: int | None = None
 
 
 class SendLog(Protocol):

@@ -10,7 +10,7 @@ writes regardless (I1).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from controller.clock import Clock
@@ -50,7 +50,7 @@ class ApplyReport:
         return sum(self.failures_by_driver.values())
 
 
-def command_of(ps: PoolState, at: float) -> PoolCommand:
+def command_of(ps: PoolState, at: float, epoch: int | None = None) -> PoolCommand:
     """A pool's line of the plan in the drivers' terms."""
     return PoolCommand(
         seq=ps.seq,
@@ -60,6 +60,7 @@ def command_of(ps: PoolState, at: float) -> PoolCommand:
         cut=ps.cut,
         commanded=ps.target_at != NEVER,
         at=at,
+        epoch=epoch,
     )
 
 
@@ -69,6 +70,18 @@ class Applier:
         self._clock = clock
         self._seen: dict[str, PoolState] = {}
         self._limit = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
+        # An active/standby pair's leader (docs/ha.md): the epoch to command under, asked
+        # immediately before every send; None from it: fenced, nothing goes out. None: a
+        # single daemon, never fenced.
+        self.fence: Callable[[], int | None] | None = None
+        self.fenced_sends = 0  # sends refused by the fence (a leader past its deadline)
+
+    def _epoch(self) -> tuple[bool, int | None]:
+        """(may send, the epoch to stamp)."""
+        if self.fence is None:
+            return True, None
+        epoch = self.fence()
+        return epoch is not None, epoch
 
     def pool_kinds(self) -> dict[str, str]:
         """Pool -> its driver's kind name: a metric label, never a branch."""
@@ -76,12 +89,16 @@ class Applier:
 
     async def apply(self, plan: Plan) -> ApplyReport:
         report = ApplyReport(self._clock)
+        may_send, epoch = self._epoch()
+        if not may_send:
+            self.fenced_sends += 1
+            return report
         sends: list[Awaitable[None]] = []
         for name, ps in plan.pools.items():
             driver = self._pools[name]
             if self._seen.get(name) is not ps:
                 self._seen[name] = ps
-                driver.plan(command_of(ps, plan.at))
+                driver.plan(command_of(ps, plan.at, epoch))
             if driver.pending:
                 sends.append(self._send(driver, report))
         if sends:
@@ -92,6 +109,9 @@ class Applier:
 
     async def _send(self, driver: PoolDriver, report: ApplyReport) -> None:
         async with self._limit:
+            if not self._epoch()[0]:  # the deadline may pass while sends queue for a slot
+                self.fenced_sends += 1
+                return
             await driver.send(report)
 
     def restore(self, pools: Mapping[str, PoolState]) -> None:
@@ -104,7 +124,11 @@ class Applier:
     def republish_commands(self, pools: Mapping[str, PoolState], at: float) -> None:
         """After a reconnect: every retained command again with the same seq (also before the
         first decision after a restart: the stored ones)."""
+        may_send, epoch = self._epoch()
+        if not may_send:
+            self.fenced_sends += 1
+            return
         for name, ps in pools.items():
             driver = self._pools.get(name)
             if driver is not None:
-                driver.republish(command_of(ps, at))
+                driver.republish(command_of(ps, at, epoch))

@@ -26,6 +26,7 @@ from controller.core.failsafe import curtail_all, curtail_plan
 from controller.core.plan import Decision, Plan, Snapshot
 from controller.core.site import SiteModel, compile_site
 from controller.core.state import ControllerState, initial_state
+from controller.ha.replica import DeposedError, Replica
 from controller.logs import get
 from controller.model import OverrideRequest
 from controller.runtime import payloads, persist
@@ -79,6 +80,10 @@ class ControlLoop:
         self.on_cycle: Callable[[], None] | None = None  # the systemd watchdog, from the loop
         self._failing_since: float | None = None
         self._emergency_done = False
+        # An active/standby pair's leader: the control state also goes to etcd, fenced by the
+        # epoch, before the commands it causes (docs/ha.md 5); `on_deposed(why)` when refused.
+        self.replica: Replica | None = None
+        self.on_deposed: Callable[[str], None] | None = None
         self._flush: asyncio.Task[None] | None = None
         # What the state store holds (None: not known, the next write rewrites it all), and the
         # overrides whose nonces no successful write has kept yet.
@@ -139,7 +144,8 @@ class ControlLoop:
         except Exception:  # noqa: BLE001 - reporting must never stop control
             self.observer.internal_error("events")
         waiting = self.observer.unwritten  # records kept earlier go with this write
-        await self._persist(decision.next_state, snap)
+        if not await self._persist(decision.next_state, snap):
+            return  # deposed: another node leads, nothing more goes out from here
         report = await self._apply(decision.plan)
         self.observer.release()
         self.observer.release_written(waiting)
@@ -154,13 +160,14 @@ class ControlLoop:
             self.observer.internal_error("metrics")
         self.first_decision.set()
 
-    async def _persist(self, after: ControllerState, snap: Snapshot) -> None:
+    async def _persist(self, after: ControllerState, snap: Snapshot) -> bool:
         """The change, durable before the commands it causes (CONTRACT 7). A store that fails
         does not hold a command back: lowering for safety matters more than the record. What
         a failed write did not keep is carried into the next one: the delta is taken from what
-        the store holds, not from the last decision."""
+        the store holds, not from the last decision. False: a pair's replica refused the
+        write (deposed), and no command may follow."""
         if self.store is None:
-            return
+            return True
         self._unsaved_overrides += snap.override_inbox
         audit = self.observer.take_audit()
         try:
@@ -171,11 +178,23 @@ class ControlLoop:
                 nonce_keep_s=self.inputs.nonce_keep_s,
                 audit=audit,
             )
-            if delta.empty():
-                return
-            # Shielded: a write that outlasts the wait still completes (the store's one worker
-            # keeps writes in order); the commands do not wait on a hung disk any longer.
-            write = asyncio.ensure_future(self.store.write(delta))
+        except Exception:  # noqa: BLE001 - a bug: counted, and control goes on
+            self.observer.return_audit(audit)
+            self.observer.internal_error("store")
+            return True
+        if delta.empty():
+            return True
+        if await self._write_local(delta, audit):
+            self._stored, self._unsaved_overrides = after, ()
+        return await self._replicate(delta)
+
+    async def _write_local(self, delta: StoreDelta, audit: list[AuditRecord]) -> bool:
+        """The local store's write; False when it failed (the next delta carries it)."""
+        assert self.store is not None
+        # Shielded: a write that outlasts the wait still completes (the store's one worker
+        # keeps writes in order); the commands do not wait on a hung disk any longer.
+        write = asyncio.ensure_future(self.store.write(delta))
+        try:
             await asyncio.wait_for(asyncio.shield(write), STORE_WRITE_WAIT_S)
         except TimeoutError:
             self.stats.slow_writes += 1
@@ -186,8 +205,36 @@ class ControlLoop:
         except Exception:  # noqa: BLE001 - disk full, a bug: counted, and control goes on
             self.observer.return_audit(audit)
             self.observer.internal_error("store")
-            return
-        self._stored, self._unsaved_overrides = after, ()
+            return False
+        return True
+
+    async def _replicate(self, delta: StoreDelta) -> bool:
+        """The same change to the pair's replica (none for a single daemon); False: deposed."""
+        if self.replica is None:
+            return True
+        write = asyncio.ensure_future(self.replica.write(delta, self.clock.time()))
+        try:
+            await asyncio.wait_for(asyncio.shield(write), STORE_WRITE_WAIT_S)
+        except TimeoutError:  # etcd slow: commands go out; a late refusal still deposes
+            write.add_done_callback(self._late_replica_done)
+        except DeposedError as exc:
+            self._deposed(str(exc))
+            return False
+        except Exception:  # noqa: BLE001 - a bug: counted, and control goes on
+            self.observer.internal_error("replica")
+        return True
+
+    def _late_replica_done(self, write: asyncio.Future[None]) -> None:
+        exc = None if write.cancelled() else write.exception()
+        if isinstance(exc, DeposedError):
+            self._deposed(str(exc))
+        elif exc is not None:
+            self.observer.internal_error("replica", exc)
+
+    def _deposed(self, why: str) -> None:
+        self.frozen = True  # no decision touches a device again
+        if self.on_deposed is not None:
+            self.on_deposed(why)
 
     def _audit_pending(self) -> None:
         """An event record kept outside a decision: to the store now, a burst in one write."""
@@ -278,8 +325,8 @@ class ControlLoop:
         self.state = curtail_all(previous, self.site, now)
         self.plan = curtail_plan(self.plan, self.state, now, failsafe)
         self.observer.event("curtail_all", failsafe=sorted(failsafe))
-        await self._persist(self.state, Snapshot())
-        await self._apply(self.plan)
+        if await self._persist(self.state, Snapshot()):
+            await self._apply(self.plan)
         try:
             self.report.publish_plan(self.plan)
         except Exception:  # noqa: BLE001

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from controller.adapters.store import DB_NAME, AsyncStateStore, StoreError
+from controller.adapters.store import DB_NAME, AsyncStateStore, StoredState, StoreError
 from controller.clock import Clock
 from controller.config import Config
 from controller.drivers.pool import PoolDriver
@@ -61,8 +61,7 @@ async def open_store(config: Config, loop: ControlLoop, inputs: Inputs) -> Async
     path = Path(config.control.state_dir) / DB_NAME
     store = await AsyncStateStore.open(path)
     try:
-        stored = await store.load()
-        state = persist.restore(stored, loop.clock.time(), (p.name for p in config.pools))
+        restore_state(config, loop, inputs, await store.load())
     except persist.RestoreError as exc:
         await store.close()
         raise StoreError(
@@ -73,10 +72,16 @@ async def open_store(config: Config, loop: ControlLoop, inputs: Inputs) -> Async
     except BaseException:
         await store.close()
         raise
-    loop.restore(state)
-    inputs.restore_nonces(stored.nonces)
     loop.store = store
     return store
+
+
+def restore_state(config: Config, loop: ControlLoop, inputs: Inputs, stored: StoredState) -> None:
+    """Continue from `stored` (this node's store, or a pair's replica at a takeover);
+    persist.RestoreError when a row cannot be read."""
+    state = persist.restore(stored, loop.clock.time(), (p.name for p in config.pools))
+    loop.restore(state)
+    inputs.restore_nonces(stored.nonces)
 
 
 def site_seen(config: Config, inputs: Inputs, pools: Iterable[PoolDriver]) -> bool:
