@@ -232,7 +232,7 @@ class Daemon:
         """Stand by until this node leads, then continue from the pair's state and command
         under the epoch; False when stopped first."""
         assert self.ha is not None and self.store is not None
-        self.metrics.set_ha(None)
+        self.metrics.set_ha(self.config.ha.node_name, None)
         self._notify(systemd.ready)  # a standby is up: systemd must not time its start out
         log.info("standing by", node=self.ha.node)
         stored = await self.ha.lead(self.stop_requested, self._standby_tick, self.store.load)
@@ -245,11 +245,12 @@ class Daemon:
         self.loop.replica = self.ha.replica
         self.loop.on_deposed = self._lost
         self.applier.fence = self.ha.epoch
-        self.metrics.set_ha(self.ha.epoch())
+        self.loop.report.leader = {"node": self.ha.node, "epoch": self.ha.replica.epoch}
+        self.metrics.set_ha(self.ha.node, self.ha.epoch())
         return True
 
     def _standby_tick(self, holder: str) -> None:
-        self.metrics.set_ha(None)
+        self.metrics.set_ha(self.config.ha.node_name, None)
         self._notify(lambda: systemd.status(f"standby: {holder or 'nobody'} leads"))
         if self._watchdog_s is not None:
             self._notify(systemd.watchdog)
@@ -260,7 +261,7 @@ class Daemon:
             return
         self.deposed = why
         self.loop.frozen = True
-        self.metrics.set_ha(None)
+        self.metrics.set_ha(self.config.ha.node_name, None)
         log.error("no longer the leader: commanding stopped", why=why)
         self.stop_requested.set()
 

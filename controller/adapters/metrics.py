@@ -15,8 +15,9 @@ metrics cannot:
 - `curtaild_command_failures_total{driver}`: commands a device refused or did not answer, per
   driver kind (the device's health and `curtaild_device_up` say which device).
 - `curtaild_mqtt_connected`: the broker session is up (every feed depends on it).
-- `curtaild_ha_leader`, `curtaild_ha_epoch`: with `[ha] enabled`, 1 and the epoch while this
-  node leads its pair, 0 and 0 while it stands by (docs/ha.md); a pair should show one 1.
+- `curtaild_ha_leader{node}`, `curtaild_ha_epoch{node}`: with `[ha] enabled`, 1 and the epoch
+  while this node leads its pair, 0 and 0 while it stands by (docs/ha.md); a pair should show
+  one 1. No series without `[ha]`.
 - `curtaild_mqtt_reconnects_total`: broker sessions established again after a loss (the MQTT
   adapter's reconnect loop reports them): a steady rate is a flapping link.
 - `curtaild_dispatch_deadline_timestamp_seconds`: the earliest deadline (epoch s) of a deployment
@@ -165,10 +166,14 @@ class Metrics:
             "curtaild_feed_age_seconds", "Since the last valid message (or start)", "feed"
         )
         self.mqtt_connected = gauge("curtaild_mqtt_connected", "1 while the broker session is up")
+        # Labelled by node so that a single daemon ([ha] off) exports no series at all: the
+        # pair's alert rules then see nothing to judge.
         self.ha_leader = gauge(
-            "curtaild_ha_leader", "1 while this node leads its active/standby pair ([ha] only)"
+            "curtaild_ha_leader", "1 while this node leads its active/standby pair", "node"
         )
-        self.ha_epoch = gauge("curtaild_ha_epoch", "The epoch this node leads under (0: standby)")
+        self.ha_epoch = gauge(
+            "curtaild_ha_epoch", "The epoch this node leads under (0: standby)", "node"
+        )
         self.poi_limit = gauge("curtaild_poi_limit_watts", "POI import limit (config)")
         self.deadline = gauge(
             "curtaild_dispatch_deadline_timestamp_seconds",
@@ -392,9 +397,9 @@ class Metrics:
         self._devices.add(device)
         self.device_up.set((device,), 1.0 if up else 0.0)
 
-    def set_ha(self, epoch: int | None) -> None:
-        self.ha_leader.set(0.0 if epoch is None else 1.0)
-        self.ha_epoch.set(0.0 if epoch is None else float(epoch))
+    def set_ha(self, node: str, epoch: int | None) -> None:
+        self.ha_leader.labels(node).set(0.0 if epoch is None else 1.0)
+        self.ha_epoch.labels(node).set(0.0 if epoch is None else float(epoch))
 
     def set_mqtt_connected(self, connected: bool) -> None:
         self.mqtt_connected.set(1.0 if connected else 0.0)

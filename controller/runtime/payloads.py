@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from controller import __version__
@@ -16,10 +17,18 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
-def status(state: str, since: float, failsafe: frozenset[str] = frozenset()) -> bytes:
+def status(
+    state: str,
+    since: float,
+    failsafe: frozenset[str] = frozenset(),
+    leader: Mapping[str, Any] | None = None,
+) -> bytes:
+    """`leader`: a pair's node and epoch (docs/ha.md), absent for a single daemon."""
     doc: dict[str, Any] = {"state": state, "since": iso(since), "version": __version__}
     if failsafe:
         doc["failsafe"] = sorted(failsafe)
+    if leader:
+        doc.update(leader)
     return dumps(doc)
 
 
@@ -48,8 +57,10 @@ def reason_fields(r: Reason) -> dict[str, Any]:
     return {"stage": r.stage, "cap_kw": cap_kw, "detail": r.detail}
 
 
-def ack(a: DispatchAck) -> bytes:
-    return dumps(ack_fields(a))
+def ack(a: DispatchAck, leader: Mapping[str, Any] | None = None) -> bytes:
+    """`leader`: a pair's node and epoch, so that an ack of a deposed leader is not read as
+    the site's (docs/ha.md 4); absent for a single daemon."""
+    return dumps({**ack_fields(a), **(leader or {})})
 
 
 def ack_fields(a: DispatchAck) -> dict[str, Any]:
@@ -94,7 +105,9 @@ def override_fields(request: OverrideRequest) -> dict[str, Any]:
     }
 
 
-def rejected_ack(msg_id: str | None, reason: str, at: float) -> bytes:
+def rejected_ack(
+    msg_id: str | None, reason: str, at: float, leader: Mapping[str, Any] | None = None
+) -> bytes:
     return dumps(
         {
             "id": msg_id,
@@ -103,6 +116,7 @@ def rejected_ack(msg_id: str | None, reason: str, at: float) -> bytes:
             "target_kw": None,
             "measured_kw": None,
             "at": iso(at),
+            **(leader or {}),
         }
     )
 

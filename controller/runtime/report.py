@@ -8,6 +8,7 @@ commands are on the wire. Both are pure consumers of the decision: they never ch
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from controller.clock import Clock
 from controller.core.plan import Decision, Plan, Snapshot
@@ -43,6 +44,9 @@ class Reporter:
         self.ready = False  # no status is published before READY (the last one stands)
         self.failsafe: frozenset[str] = frozenset()
         self._plan_key: PlanKey | None = None
+        # A pair's leader: {"node", "epoch"} on its status and acks (docs/ha.md 4); empty for
+        # a single daemon, whose documents are unchanged.
+        self.leader: dict[str, Any] = {}
 
     # -- before apply: the audit records of one decision ----------------------------------------
 
@@ -103,7 +107,7 @@ class Reporter:
     ) -> None:
         plan, t = decision.plan, self.topics
         for ack in decision.acks:
-            self.publish(t.dispatch_ack, payloads.ack(ack), 1, False)
+            self.publish(t.dispatch_ack, payloads.ack(ack, self.leader), 1, False)
         state = decision.next_state
         if state.obligations != previous.obligations:
             self.publish(t.dispatch_state, payloads.dispatch_state(state.obligations), 1, True)
@@ -117,7 +121,7 @@ class Reporter:
 
     def publish_rejected_ack(self, msg_id: str | None, reason: str) -> None:
         """Every instruction is answered, a rejected one too (CONTRACT 2.2)."""
-        doc = payloads.rejected_ack(msg_id, reason, self.clock.time())
+        doc = payloads.rejected_ack(msg_id, reason, self.clock.time(), self.leader)
         self.observer.publish_after_audit(self.topics.dispatch_ack, doc)
 
     def show_failsafe(self, failsafe: frozenset[str]) -> None:
@@ -135,7 +139,7 @@ class Reporter:
     def publish_status(self) -> None:
         if not self.ready:
             return
-        doc = payloads.status(self.status_state, self.status_since, self.failsafe)
+        doc = payloads.status(self.status_state, self.status_since, self.failsafe, self.leader)
         self.publish(self.topics.status, doc, 1, True)
 
     def publish_override_state(

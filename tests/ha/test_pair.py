@@ -97,10 +97,10 @@ async def pair(
 
 
 def _metric_now(p: Pair, name: str) -> float | None:
-    """Node b's gauge, or None while it does not serve (starting)."""
+    """Node b's gauge: -1 before it is set, None while b does not serve (starting)."""
     try:
         with urllib.request.urlopen(f"http://{p.b_metrics}/metrics", timeout=1) as reply:
-            return MetricsView(reply.read().decode()).value(name)
+            return MetricsView(reply.read().decode()).get(name, -1.0, node="b")
     except OSError:
         return None
 
@@ -114,10 +114,12 @@ async def test_kill9_of_the_leader_hands_the_deployment_to_the_standby(
         mark = site.probe.mark()
         await site.dispatch(ecrs("E1", 5.0))
         cap_kw = (await site.ack("E1", "accepted", since=mark))["target_kw"]
-        await site.ack("E1", "complied", since=mark)
+        complied = await site.ack("E1", "complied", since=mark)
         # The standby sends nothing: the status is the leader's, every cmd the leader's epoch.
         (first,) = p.epochs()
-        assert site.last(f"{site.prefix}/status")["state"] == "online"
+        status = site.last(f"{site.prefix}/status")
+        assert (status["state"], status["node"], status["epoch"]) == ("online", "a", first)
+        assert (complied["node"], complied["epoch"]) == ("a", first)
         async with Sampler(site.sim.mining_kw) as mining:
             killed_at = time.monotonic()
             await site.kill9()
@@ -137,6 +139,8 @@ async def test_kill9_of_the_leader_hands_the_deployment_to_the_standby(
         await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
         (second,) = p.epochs(since=taken)
         assert second > first
+        status = site.last(f"{site.prefix}/status")
+        assert (status["state"], status["node"], status["epoch"]) == ("online", "b", second)
         # a3 was cut by a and raised by b; a1 and a2 ran throughout, never commanded by either.
         epochs = {name: agent.epoch for name, agent in site.sim.agents.items()}
         assert epochs == {"a1": 0, "a2": 0, "a3": second}, epochs
@@ -168,7 +172,8 @@ async def test_a_leader_paused_past_its_deadline_wakes_fenced_and_exits(
         # Nothing a sent after waking reached the broker under its old epoch.
         assert p.epochs(since=woke) <= {second}
         await asyncio.sleep(1.0)
-        assert site.last(f"{site.prefix}/status")["state"] == "online"
+        status = site.last(f"{site.prefix}/status")
+        assert (status["state"], status["node"]) == ("online", "b")
         assert all(agent.commands_fenced == 0 for agent in site.sim.agents.values())
 
 
@@ -186,4 +191,5 @@ async def test_a_clean_stop_hands_over_at_once(
         # b campaigns every TTL/4: it leads well before a's lease would have expired.
         assert time.monotonic() - started < TTL_S + 2.0
         await asyncio.sleep(1.0)
-        assert site.last(f"{site.prefix}/status")["state"] == "online"
+        status = site.last(f"{site.prefix}/status")
+        assert (status["state"], status["node"]) == ("online", "b")
