@@ -96,6 +96,16 @@ async def pair(
                 process.send_signal(signal.SIGCONT)
 
 
+@pytest.fixture
+async def running(
+    mqtt_cfg: MqttConfig, tmp_path: Path, make_cluster: MakeCluster
+) -> AsyncIterator[Pair]:
+    """A pair, node a leading, every pool running."""
+    async with pair(mqtt_cfg, tmp_path, make_cluster) as p:
+        await p.site.run_every_pool(FLEET_KW)
+        yield p
+
+
 def _metric_now(p: Pair, name: str) -> float | None:
     """Node b's gauge: -1 before it is set, None while b does not serve (starting)."""
     try:
@@ -105,91 +115,79 @@ def _metric_now(p: Pair, name: str) -> float | None:
         return None
 
 
-async def test_kill9_of_the_leader_hands_the_deployment_to_the_standby(
-    mqtt_cfg: MqttConfig, tmp_path: Path, make_cluster: MakeCluster
-) -> None:
-    async with pair(mqtt_cfg, tmp_path, make_cluster) as p:
-        site = p.site
-        await site.run_every_pool(FLEET_KW)
-        mark = site.probe.mark()
-        await site.dispatch(ecrs("E1", 5.0))
-        cap_kw = (await site.ack("E1", "accepted", since=mark))["target_kw"]
-        complied = await site.ack("E1", "complied", since=mark)
-        # The standby sends nothing: the status is the leader's, every cmd the leader's epoch.
-        (first,) = p.epochs()
-        status = site.last(f"{site.prefix}/status")
-        assert (status["state"], status["node"], status["epoch"]) == ("online", "a", first)
-        assert (complied["node"], complied["epoch"]) == ("a", first)
-        async with Sampler(site.sim.mining_kw) as mining:
-            killed_at = time.monotonic()
-            await site.kill9()
-            taken = site.probe.mark()
-            await site.wait_online(since=taken, timeout_s=15.0)
-            online_s = time.monotonic() - killed_at
-            await site.price(-25.0)  # every pool would run at this price (I5: not now)
-            await asyncio.sleep(2.0)
-        _, peak_kw = mining.peak()
-        assert peak_kw <= at_most(cap_kw), f"mining {peak_kw:.0f} kW over the ECRS cap {cap_kw}"
-        assert online_s < 3 * TTL_S + 5, online_s
-        # b continues from the replicated state: E1 in force, republished under its epoch.
-        state = site.last(f"{site.prefix}/dispatch/state")
-        assert [o["id"] for o in state["obligations"]] == ["E1"], state
-        assert await p.b_metric("curtaild_ha_leader") == 1.0
-        await site.dispatch(recall("E1"))
-        await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
-        (second,) = p.epochs(since=taken)
-        assert second > first
-        status = site.last(f"{site.prefix}/status")
-        assert (status["state"], status["node"], status["epoch"]) == ("online", "b", second)
-        # a3 was cut by a and raised by b; a1 and a2 ran throughout, never commanded by either.
-        epochs = {name: agent.epoch for name, agent in site.sim.agents.items()}
-        assert epochs == {"a1": 0, "a2": 0, "a3": second}, epochs
-
-
-async def test_a_leader_paused_past_its_deadline_wakes_fenced_and_exits(
-    mqtt_cfg: MqttConfig, tmp_path: Path, make_cluster: MakeCluster
-) -> None:
-    async with pair(mqtt_cfg, tmp_path, make_cluster) as p:
-        site = p.site
-        await site.run_every_pool(FLEET_KW)
-        await site.price(100.0)  # a curtails some pools: cmds under its epoch
-        await eventually(lambda: site.sim.mining_kw() < FLEET_KW, 5)
-        (first,) = p.epochs()
-        await site.run_every_pool(FLEET_KW)
-        a = site.process
-        a.send_signal(signal.SIGSTOP)  # a VM frozen, a stopped container: it believes it leads
+async def test_kill9_of_the_leader_hands_the_deployment_to_the_standby(running: Pair) -> None:
+    p, site = running, running.site
+    mark = site.probe.mark()
+    await site.dispatch(ecrs("E1", 5.0))
+    cap_kw = (await site.ack("E1", "accepted", since=mark))["target_kw"]
+    complied = await site.ack("E1", "complied", since=mark)
+    # The standby sends nothing: the status is the leader's, every cmd the leader's epoch.
+    (first,) = p.epochs()
+    status = site.last(f"{site.prefix}/status")
+    assert (status["state"], status["node"], status["epoch"]) == ("online", "a", first)
+    assert (complied["node"], complied["epoch"]) == ("a", first)
+    async with Sampler(site.sim.mining_kw) as mining:
+        killed_at = time.monotonic()
+        await site.kill9()
         taken = site.probe.mark()
-        await site.wait_online(since=taken, timeout_s=15.0)  # b, once a's lease expired
-        await site.price(200.0)  # b curtails: a's view of the site is now wrong
-        await eventually(lambda: site.sim.mining_kw() < FLEET_KW, 5)
-        second = max(p.epochs(since=taken))
-        assert second > first
-        woke = site.probe.mark()
-        a.send_signal(signal.SIGCONT)
-        code = await asyncio.to_thread(a.wait, 10.0)
-        assert code == 3, site.log()[-3000:]  # deposed: systemd starts it again as a standby
-        assert "no longer the leader" in site.log()
-        # Nothing a sent after waking reached the broker under its old epoch.
-        assert p.epochs(since=woke) <= {second}
-        await asyncio.sleep(1.0)
-        status = site.last(f"{site.prefix}/status")
-        assert (status["state"], status["node"]) == ("online", "b")
-        assert all(agent.commands_fenced == 0 for agent in site.sim.agents.values())
+        await site.wait_online(since=taken, timeout_s=15.0)
+        online_s = time.monotonic() - killed_at
+        await site.price(-25.0)  # every pool would run at this price (I5: not now)
+        await asyncio.sleep(2.0)
+    _, peak_kw = mining.peak()
+    assert peak_kw <= at_most(cap_kw), f"mining {peak_kw:.0f} kW over the ECRS cap {cap_kw}"
+    assert online_s < 3 * TTL_S + 5, online_s
+    # b continues from the replicated state: E1 in force, republished under its epoch.
+    state = site.last(f"{site.prefix}/dispatch/state")
+    assert [o["id"] for o in state["obligations"]] == ["E1"], state
+    assert await p.b_metric("curtaild_ha_leader") == 1.0
+    await site.dispatch(recall("E1"))
+    await eventually(lambda: site.sim.mining_kw() == pytest.approx(FLEET_KW), 5)
+    (second,) = p.epochs(since=taken)
+    assert second > first
+    status = site.last(f"{site.prefix}/status")
+    assert (status["state"], status["node"], status["epoch"]) == ("online", "b", second)
+    # a3 was cut by a and raised by b; a1 and a2 ran throughout, never commanded by either.
+    epochs = {name: agent.epoch for name, agent in site.sim.agents.items()}
+    assert epochs == {"a1": 0, "a2": 0, "a3": second}, epochs
 
 
-async def test_a_clean_stop_hands_over_at_once(
-    mqtt_cfg: MqttConfig, tmp_path: Path, make_cluster: MakeCluster
-) -> None:
-    async with pair(mqtt_cfg, tmp_path, make_cluster) as p:
-        site = p.site
-        await site.run_every_pool(FLEET_KW)
-        stopped = site.probe.mark()
-        started = time.monotonic()
-        assert await site.terminate() == 0  # SIGTERM: shutdown_action, then the lease revoked
-        await eventually(lambda: _metric_now(p, "curtaild_ha_leader") == 1.0, 3 * TTL_S)
-        await site.wait_online(since=stopped, timeout_s=10.0)
-        # b campaigns every TTL/4: it leads well before a's lease would have expired.
-        assert time.monotonic() - started < TTL_S + 2.0
-        await asyncio.sleep(1.0)
-        status = site.last(f"{site.prefix}/status")
-        assert (status["state"], status["node"]) == ("online", "b")
+async def test_a_leader_paused_past_its_deadline_wakes_fenced_and_exits(running: Pair) -> None:
+    p, site = running, running.site
+    await site.price(100.0)  # a curtails some pools: cmds under its epoch
+    await eventually(lambda: site.sim.mining_kw() < FLEET_KW, 5)
+    (first,) = p.epochs()
+    await site.run_every_pool(FLEET_KW)
+    a = site.process
+    a.send_signal(signal.SIGSTOP)  # a VM frozen, a stopped container: it believes it leads
+    taken = site.probe.mark()
+    await site.wait_online(since=taken, timeout_s=15.0)  # b, once a's lease expired
+    await site.price(200.0)  # b curtails: a's view of the site is now wrong
+    await eventually(lambda: site.sim.mining_kw() < FLEET_KW, 5)
+    second = max(p.epochs(since=taken))
+    assert second > first
+    woke = site.probe.mark()
+    a.send_signal(signal.SIGCONT)
+    code = await asyncio.to_thread(a.wait, 10.0)
+    assert code == 3, site.log()[-3000:]  # deposed: systemd starts it again as a standby
+    assert "no longer the leader" in site.log()
+    # Nothing a sent after waking reached the broker under its old epoch.
+    assert p.epochs(since=woke) <= {second}
+    await asyncio.sleep(1.0)
+    status = site.last(f"{site.prefix}/status")
+    assert (status["state"], status["node"]) == ("online", "b")
+    assert all(agent.commands_fenced == 0 for agent in site.sim.agents.values())
+
+
+async def test_a_clean_stop_hands_over_at_once(running: Pair) -> None:
+    p, site = running, running.site
+    stopped = site.probe.mark()
+    started = time.monotonic()
+    assert await site.terminate() == 0  # SIGTERM: shutdown_action, then the lease revoked
+    await eventually(lambda: _metric_now(p, "curtaild_ha_leader") == 1.0, 3 * TTL_S)
+    await site.wait_online(since=stopped, timeout_s=10.0)
+    # b campaigns every TTL/4: it leads well before a's lease would have expired.
+    assert time.monotonic() - started < TTL_S + 2.0
+    await asyncio.sleep(1.0)
+    status = site.last(f"{site.prefix}/status")
+    assert (status["state"], status["node"]) == ("online", "b")
