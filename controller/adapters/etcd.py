@@ -84,7 +84,7 @@ class EtcdClient:
                         raise EtcdError(f"{url}: not a JSON object: {text[:200]}")
                     return doc
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                causes.append(f"{url}: {exc!r}")
+                causes.append(f"{url}: {str(exc) or type(exc).__name__}")
         raise EtcdError("etcd unanswered: " + "; ".join(causes))
 
     async def grant(self, ttl_s: int) -> tuple[int, int]:

@@ -29,6 +29,7 @@ logger = logging.getLogger("curtaild.ha")
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 RETRY_FLOOR_S = 0.1
+REPEAT_S = 60.0  # the same campaign failure is logged again after this long
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Elector:
         self.holder: KeyValue | None = None  # who leads, as last read (None: nobody)
         self.changed = asyncio.Event()  # set on every gain or loss of leadership
         self.resigned = False  # a clean stop: no more campaigning
+        self._said: tuple[str, float] = ("", -REPEAT_S)  # the last campaign failure logged
 
     @property
     def renew_every_s(self) -> float:
@@ -127,7 +129,8 @@ class Elector:
             lease, granted_s = await self.client.grant(self.ttl_s)
             won, holder = await self.client.create(self.key, self.node, lease)
         except EtcdError as exc:
-            logger.warning("ha: cannot campaign: %s", exc)
+            self._say_once(f"ha: cannot campaign: {exc}; check that etcd runs (`etcdctl "
+                           "endpoint health`) and ha.etcd_endpoints")  # fmt: skip
             return
         if not won or self.resigned:  # resigned while the campaign was on the wire
             self.holder = holder
@@ -165,6 +168,14 @@ class Elector:
         self.leadership = Leadership(lead.epoch, lead.lease,
                                      fence_deadline(sent_at, granted_s, self.margin_s),
                                      lead.since)  # fmt: skip
+
+    def _say_once(self, message: str) -> None:
+        """A standby retries every TTL/4: the same failure is logged once a minute, not each
+        time."""
+        now = self.clock()
+        if message != self._said[0] or now - self._said[1] >= REPEAT_S:
+            self._said = (message, now)
+            logger.warning("%s (retrying every %.1f s)", message, self.renew_every_s)
 
     def _lost(self, lead: Leadership, why: str) -> None:
         logger.warning("ha: %s no longer leads epoch %d: %s", self.node, lead.epoch, why)
