@@ -8,6 +8,7 @@ sockets, as a partition or a frozen host would; `kill` ends it. Every process is
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -81,6 +82,16 @@ class EtcdCluster:
                 return b'"true"' in reply.read()
         except OSError:
             return False
+
+    def raft_leader(self) -> int:
+        """The index of the member that leads etcd's own (raft) cluster."""
+        for i, m in enumerate(self.members):
+            request = urllib.request.Request(m.url + "/v3/maintenance/status", data=b"{}")
+            with urllib.request.urlopen(request, timeout=2) as reply:
+                doc = json.loads(reply.read())
+            if doc["header"]["member_id"] == doc["leader"]:
+                return i
+        raise RuntimeError("no etcd member says it leads")
 
     def _signal(self, index: int, sig: signal.Signals) -> None:
         process = self.members[index].process
