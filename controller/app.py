@@ -245,7 +245,8 @@ class Daemon:
         self.loop.replica = self.ha.replica
         self.loop.on_deposed = self._lost
         self.applier.fence = self.ha.epoch
-        self.loop.report.leader = {"node": self.ha.node, "epoch": self.ha.replica.epoch}
+        self.observer.leader.update(node=self.ha.node, epoch=self.ha.replica.epoch)
+        self.observer.event("leader", state_from=self.ha.source)  # node, epoch: stamped
         self.metrics.set_ha(self.ha.node, self.ha.epoch())
         return True
 

@@ -43,6 +43,7 @@ class HaNode:
         self.replica = Replica(self.client, leader_key, state_key)
         self._task: asyncio.Task[None] | None = None
         self.led = False  # this process has led (it exits when that ends)
+        self.source = ""  # where the takeover's state came from: "replica" or "own_store"
 
     def epoch(self) -> int | None:
         """The epoch to command under; None when not (or no longer) leading."""
@@ -97,6 +98,7 @@ class HaNode:
             raise LostLeadershipError("the lease was lost during the takeover")
         replicated = await self.replica.load()
         state = replicated if replicated is not None else local
+        self.source = "replica" if replicated is not None else "own_store"
         await self.replica.start(epoch, state)
         logger.warning("ha: %s takes over under epoch %d (%s state)", self.node, epoch,
                        "replicated" if replicated is not None else "its own store's")  # fmt: skip

@@ -358,9 +358,8 @@ class ControlLoop:
         r = self.report
         r.publish_status()
         r.publish_override_state(self.state.override, self.inputs.override_last)
-        r.publish(
-            self.topics.dispatch_state, payloads.dispatch_state(self.state.obligations), 1, True
-        )
+        listed = payloads.dispatch_state(self.state.obligations, r.leader)
+        r.publish(self.topics.dispatch_state, listed, 1, True)
         if self.plan is not None:
             r.publish_plan(self.plan)
         self.applier.republish_commands(self.state.pools, self.clock.time())

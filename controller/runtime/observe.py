@@ -53,6 +53,9 @@ class Observer:
         self._audit: deque[AuditRecord] = deque(maxlen=MAX_AUDIT_BACKLOG)
         self._held: list[bytes] | None = None
         self._reporting_error = False
+        # A pair's leader: {"node", "epoch"} on every event and document (docs/ha.md 4);
+        # empty for a single daemon.
+        self.leader: dict[str, Any] = {}
         # Called when a record is kept outside a decision (a rejection, a device going down):
         # the loop writes it to the store at once, then `release_written` publishes it, so that
         # nothing is seen on the broker that the audit trail could miss.
@@ -76,7 +79,7 @@ class Observer:
     def _record(self, kind: str, fields: dict[str, Any]) -> bool:
         try:
             at = self.clock.time()
-            payload = payloads.event(kind, at, **fields)
+            payload = payloads.event(kind, at, self.leader, **fields)
             self._audit.append(AuditRecord(at, kind, payload.decode()))
             if self._held is not None:
                 self._held.append(payload)

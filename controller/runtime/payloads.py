@@ -32,7 +32,7 @@ def status(
     return dumps(doc)
 
 
-def plan(p: Plan) -> bytes:
+def plan(p: Plan, leader: Mapping[str, Any] | None = None) -> bytes:
     pools = {
         name: {"target_kw": round(ps.target_kw, 3), "reason": ps.reason, "state": ps.state}
         for name, ps in p.pools.items()
@@ -48,6 +48,7 @@ def plan(p: Plan) -> bytes:
             "mining_measured_kw": round(p.mining_measured_kw, 3),
             "failsafe": sorted(p.failsafe),
             "pools": pools,
+            **(leader or {}),
         }
     )
 
@@ -121,8 +122,10 @@ def rejected_ack(
     )
 
 
-def dispatch_state(obligations: tuple[Obligation, ...]) -> bytes:
-    return dumps({"obligations": [_listed(o) for o in obligations]})
+def dispatch_state(
+    obligations: tuple[Obligation, ...], leader: Mapping[str, Any] | None = None
+) -> bytes:
+    return dumps({"obligations": [_listed(o) for o in obligations], **(leader or {})})
 
 
 def _listed(o: Obligation) -> dict[str, Any]:
@@ -152,7 +155,12 @@ def _listed(o: Obligation) -> dict[str, Any]:
     }
 
 
-def override_state(current: OverrideRequest | None, last_error: str | None) -> bytes:
+def override_state(
+    current: OverrideRequest | None,
+    last_error: str | None,
+    leader: Mapping[str, Any] | None = None,
+) -> bytes:
+    stamp = leader or {}
     if current is None:
         return dumps(
             {
@@ -163,6 +171,7 @@ def override_state(current: OverrideRequest | None, last_error: str | None) -> b
                 "operator": None,
                 "reason": None,
                 "last_error": last_error,
+                **stamp,
             }
         )
     return dumps(
@@ -174,9 +183,10 @@ def override_state(current: OverrideRequest | None, last_error: str | None) -> b
             "operator": current.operator,
             "reason": current.reason,
             "last_error": last_error,
+            **stamp,
         }
     )
 
 
-def event(kind: str, at: float, **fields: Any) -> bytes:
-    return dumps({"event": kind, "at": iso(at), **fields})
+def event(kind: str, at: float, leader: Mapping[str, Any] | None = None, **fields: Any) -> bytes:
+    return dumps({"event": kind, "at": iso(at), **fields, **(leader or {})})

@@ -44,9 +44,12 @@ class Reporter:
         self.ready = False  # no status is published before READY (the last one stands)
         self.failsafe: frozenset[str] = frozenset()
         self._plan_key: PlanKey | None = None
-        # A pair's leader: {"node", "epoch"} on its status and acks (docs/ha.md 4); empty for
-        # a single daemon, whose documents are unchanged.
-        self.leader: dict[str, Any] = {}
+
+    @property
+    def leader(self) -> dict[str, Any]:
+        """A pair's leader: {"node", "epoch"} on every document (docs/ha.md 4); empty for a
+        single daemon, whose documents are unchanged. The observer's, which stamps events."""
+        return self.observer.leader
 
     # -- before apply: the audit records of one decision ----------------------------------------
 
@@ -110,13 +113,14 @@ class Reporter:
             self.publish(t.dispatch_ack, payloads.ack(ack, self.leader), 1, False)
         state = decision.next_state
         if state.obligations != previous.obligations:
-            self.publish(t.dispatch_state, payloads.dispatch_state(state.obligations), 1, True)
+            listed = payloads.dispatch_state(state.obligations, self.leader)
+            self.publish(t.dispatch_state, listed, 1, True)
         if decision.override_changed or override.count != self._override_outcomes:
             self.publish_override_state(state.override, override)
         key = _plan_key(plan)
         if decision.changed or key != self._plan_key:
             self._plan_key = key
-            self.publish(t.plan, payloads.plan(plan), 1, True)
+            self.publish(t.plan, payloads.plan(plan, self.leader), 1, True)
         self.show_failsafe(plan.failsafe)
 
     def publish_rejected_ack(self, msg_id: str | None, reason: str) -> None:
@@ -147,12 +151,12 @@ class Reporter:
     ) -> None:
         """override/state: the active override and the last request's outcome."""
         self._override_outcomes = outcome.count
-        doc = payloads.override_state(current, outcome.error)
+        doc = payloads.override_state(current, outcome.error, self.leader)
         self.publish(self.topics.override_state, doc, 1, True)
 
     def publish_plan(self, plan: Plan) -> None:
         self._plan_key = _plan_key(plan)
-        self.publish(self.topics.plan, payloads.plan(plan), 1, True)
+        self.publish(self.topics.plan, payloads.plan(plan, self.leader), 1, True)
 
 
 def _plan_key(plan: Plan) -> PlanKey:

@@ -147,6 +147,12 @@ async def test_kill9_of_the_leader_hands_the_deployment_to_the_standby(running: 
     assert second > first
     status = site.last(f"{site.prefix}/status")
     assert (status["state"], status["node"], status["epoch"]) == ("online", "b", second)
+    for topic in ("plan", "dispatch/state", "override/state"):
+        doc = site.last(f"{site.prefix}/{topic}")
+        assert (doc["node"], doc["epoch"]) == ("b", second), topic
+    events = [m.json() for m in site.probe.on(f"{site.prefix}/events")]
+    leaders = [(e["node"], e["epoch"], e["state_from"]) for e in events if e["event"] == "leader"]
+    assert leaders == [("a", first, "own_store"), ("b", second, "replica")], leaders
     # a3 was cut by a and raised by b; a1 and a2 ran throughout, never commanded by either.
     epochs = {name: agent.epoch for name, agent in site.sim.agents.items()}
     assert epochs == {"a1": 0, "a2": 0, "a3": second}, epochs
