@@ -79,7 +79,7 @@ class Observer:
     def _record(self, kind: str, fields: dict[str, Any]) -> bool:
         try:
             at = self.clock.time()
-            payload = payloads.event(kind, at, self.leader, **fields)
+            payload = payloads.event(kind, at, **{**fields, **self.leader})
             self._audit.append(AuditRecord(at, kind, payload.decode()))
             if self._held is not None:
                 self._held.append(payload)

@@ -188,5 +188,5 @@ def override_state(
     )
 
 
-def event(kind: str, at: float, leader: Mapping[str, Any] | None = None, **fields: Any) -> bytes:
-    return dumps({"event": kind, "at": iso(at), **fields, **(leader or {})})
+def event(kind: str, at: float, **fields: Any) -> bytes:
+    return dumps({"event": kind, "at": iso(at), **fields})
