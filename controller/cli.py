@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="only records of this kind (repeatable)")  # fmt: skip
     audit.add_argument("--dispatch", metavar="ID", help="the proof of one dispatch instruction")
     audit.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    audit.add_argument("--also", dest="also", action="append", metavar="DB", default=[],
+                       help="another node's curtaild.db to merge in by time ([ha])")  # fmt: skip
 
     feed = sub.add_parser("feed-ercot", help="poll ERCOT's public API into MQTT price records")
     feed.add_argument("--config", required=True)

@@ -8,12 +8,18 @@ as the daemon published it on `{topic_prefix}/events`: `at`, `kind`, then its fi
 the level it is measured from (`mining_kw_at_receipt`), its acks (accepted, complied or
 shortfall, with `target_kw` and `measured_kw`), and the decisions, commands and device faults in
 between, up to the first `complied` ack (or the end of the range).
+
+`--also DB` (repeatable) merges another node's store by time: the two nodes of an active/standby
+pair each keep the records of their own leadership (each record names its `node` and `epoch`),
+so a deployment received by one node and complied under the other is proven from both.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import heapq
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -36,7 +42,7 @@ KNOWN_KINDS = frozenset(
     {
         "decision", "commands", "dispatch", "ack", "override", "escalated", "faulted",
         "tripped", "rejected", "device_up", "device_down", "failsafe", "internal_error",
-        "curtail_all", "reloaded", "reload_refused", "protected_write_refused",
+        "curtail_all", "reloaded", "reload_refused", "protected_write_refused", "leader",
     }
 )  # fmt: skip
 # Besides the instruction's own records: what explains the load between receipt and compliance.
@@ -80,15 +86,20 @@ def audit_command(args: argparse.Namespace) -> int:
             )
     config = load_config(args.config)
     path = Path(config.control.state_dir) / DB_NAME
-    with StateStore.open_readonly(path) as store:
-        entries: Iterable[Entry] = parse(store.audit(from_at, to_at))
+    with contextlib.ExitStack() as stack:
+        stores = [stack.enter_context(StateStore.open_readonly(p))
+                  for p in (path, *(Path(a) for a in args.also))]  # fmt: skip
+        # Each store's records come in time order: merged, the trails stay in time order.
+        records = heapq.merge(*(s.audit(from_at, to_at) for s in stores), key=lambda r: r.at)
+        entries: Iterable[Entry] = parse(records)
         if args.dispatch is not None:
             proof = dispatch_proof(entries, args.dispatch)
             if not proof:
                 where = _range_text(args.date_from, args.date_to)
                 raise CurtaildError(
-                    f"no dispatch instruction {args.dispatch!r} in the audit trail of {path}"
-                    f"{where}; list the instructions with --kind dispatch"
+                    f"no dispatch instruction {args.dispatch!r} in the audit trail of "
+                    f"{' + '.join(str(p) for p in (path, *args.also))}{where}; list the "
+                    "instructions with --kind dispatch"
                 )
             print(summary(proof, args.dispatch), file=sys.stderr)
             entries = proof

@@ -280,3 +280,34 @@ def test_a_foreign_file_is_refused_untouched(
     assert code == 1
     assert f"{db} is not a curtaild state store" in err
     assert digest(db) == before
+
+
+def test_also_merges_the_other_nodes_trail_into_one_proof(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pair ([ha]): the instruction received under node a, complied under node b after a
+    takeover; each node's store holds its own leadership's records."""
+    records = _deployment()
+    a_until = T0 + 1.0  # a leads until then; b from its `leader` event on
+    a_part = [r for r in records if r.at < a_until]
+    b_part = [_rec(T0 + 1.2, "leader", state_from="replica", node="b", epoch=9)]
+    b_part += [r for r in records if r.at >= a_until]
+    state_a, b_db = tmp_path / "state", tmp_path / "b" / DB_NAME
+    for path, part in ((state_a / DB_NAME, a_part), (b_db, b_part)):
+        with StateStore.open(path) as store:
+            store.write(StoreDelta(audit=part))
+    config = tmp_path / "curtaild.toml"
+    config.write_text(MINIMAL + f'[control]\nstate_dir = "{state_a}"\n')
+    code, out, err = _run(capsys, "--config", str(config), "--format", "jsonl",
+                          "--dispatch", ID, "--also", str(b_db))  # fmt: skip
+    assert code == 0, err
+    assert [r["kind"] for r in _jsonl(out)] == ["dispatch", "ack", "decision", "commands", "ack"]
+    assert "complied: target 4000.0 kW, measured 3990.0 kW" in err
+    code, out, _ = _run(capsys, "--config", str(config), "--format", "jsonl", "--also", str(b_db))
+    merged = _jsonl(out)
+    assert [r["kind"] for r in merged] == [r.kind for r in sorted(b_part + a_part, key=_at)]
+    assert [r["at"] for r in merged] == sorted(r["at"] for r in merged)
+
+
+def _at(record: AuditRecord) -> float:
+    return record.at
