@@ -153,7 +153,8 @@ class ErcotApiConfig(_Strict):
 
 class HaConfig(_Strict):
     """Active/standby on etcd (docs/ha.md): off unless `enabled`. Each node of a pair has its
-    own `node_name`, `mqtt.client_id` and `control.state_dir`; everything else is the same."""
+    own `node_name` and `mqtt.client_id` (on one host also `control.state_dir` and
+    `metrics.listen`); everything else is the same."""
 
     enabled: bool = False
     node_name: str = ""  # required when enabled: the name the leader key holds

@@ -42,7 +42,6 @@ class HaNode:
                                ha.fence_margin_s)  # fmt: skip
         self.replica = Replica(self.client, leader_key, state_key)
         self._task: asyncio.Task[None] | None = None
-        self.led = False  # this process has led (it exits when that ends)
         self.source = ""  # where the takeover's state came from: "replica" or "own_store"
 
     def epoch(self) -> int | None:
@@ -57,7 +56,6 @@ class HaNode:
         STANDBY_TICK_S with the holder's name, for status and the watchdog."""
         while not stop.is_set():
             if self.epoch() is not None:
-                self.led = True
                 return True
             holder = self.elector.holder
             tick(holder.value if holder is not None else "")

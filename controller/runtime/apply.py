@@ -74,7 +74,6 @@ class Applier:
         # immediately before every send; None from it: fenced, nothing goes out. None: a
         # single daemon, never fenced.
         self.fence: Callable[[], int | None] | None = None
-        self.fenced_sends = 0  # sends refused by the fence (a leader past its deadline)
 
     def _epoch(self) -> tuple[bool, int | None]:
         """(may send, the epoch to stamp)."""
@@ -91,7 +90,6 @@ class Applier:
         report = ApplyReport(self._clock)
         may_send, epoch = self._epoch()
         if not may_send:
-            self.fenced_sends += 1
             return report
         sends: list[Awaitable[None]] = []
         for name, ps in plan.pools.items():
@@ -110,7 +108,6 @@ class Applier:
     async def _send(self, driver: PoolDriver, report: ApplyReport) -> None:
         async with self._limit:
             if not self._epoch()[0]:  # the deadline may pass while sends queue for a slot
-                self.fenced_sends += 1
                 return
             await driver.send(report)
 
@@ -126,7 +123,6 @@ class Applier:
         first decision after a restart: the stored ones)."""
         may_send, epoch = self._epoch()
         if not may_send:
-            self.fenced_sends += 1
             return
         for name, ps in pools.items():
             driver = self._pools.get(name)
