@@ -184,9 +184,14 @@ class ControlLoop:
             return True
         if delta.empty():
             return True
+        # A pair's replica is written beside the local store, not after it: the commands wait
+        # for the slower of the two, not for their sum.
+        replicating = None
+        if self.replica is not None:
+            replicating = asyncio.ensure_future(self.replica.write(delta, self.clock.time()))
         if await self._write_local(delta, audit):
             self._stored, self._unsaved_overrides = after, ()
-        return await self._replicate(delta)
+        return await self._replicated(replicating)
 
     async def _write_local(self, delta: StoreDelta, audit: list[AuditRecord]) -> bool:
         """The local store's write; False when it failed (the next delta carries it)."""
@@ -208,11 +213,11 @@ class ControlLoop:
             return False
         return True
 
-    async def _replicate(self, delta: StoreDelta) -> bool:
-        """The same change to the pair's replica (none for a single daemon); False: deposed."""
-        if self.replica is None:
+    async def _replicated(self, write: asyncio.Future[None] | None) -> bool:
+        """The pair's replica write (None for a single daemon) done or left running after
+        STORE_WRITE_WAIT_S; False: deposed."""
+        if write is None:
             return True
-        write = asyncio.ensure_future(self.replica.write(delta, self.clock.time()))
         try:
             await asyncio.wait_for(asyncio.shield(write), STORE_WRITE_WAIT_S)
         except TimeoutError:  # etcd slow: commands go out; a late refusal still deposes
